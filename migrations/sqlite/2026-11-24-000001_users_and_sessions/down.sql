@@ -1,0 +1,3 @@
+DROP TABLE sessions;
+DROP TABLE social_accounts;
+DROP TABLE users;

@@ -1,0 +1,217 @@
+//! Local users for Keycloak subjects: find the user of a subject, or create it on first login.
+//!
+//! Users are found by `(provider, uid = sub)` only. Matching by username or email would let
+//! whoever controls that name or address in Keycloak take over a local account (seed 003); the
+//! one exception is the opt-in [`LinkPolicy::VerifiedEmail`].
+
+use diesel::Connection;
+use serde_json::Value;
+
+use crate::db::{now, DbConn, DbError};
+use crate::models::social_account::{NewSocialAccount, SocialAccount, KEYCLOAK};
+use crate::models::user::{NewUser, ProfileUpdate, User};
+use crate::settings::LinkPolicy;
+
+/// The profile fields keygate keeps, read from OpenID Connect claims.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Profile {
+    pub username: String,
+    pub email: Option<String>,
+    pub email_verified: bool,
+    pub first_name: String,
+    pub last_name: String,
+}
+
+const MAX_NAME: usize = 150;
+
+fn claim<'a>(claims: &'a Value, name: &str) -> Option<&'a str> {
+    claims
+        .get(name)
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+}
+
+fn clip(s: &str) -> String {
+    s.chars().take(MAX_NAME).collect()
+}
+
+impl Profile {
+    pub fn from_claims(sub: &str, claims: &Value) -> Profile {
+        let email = claim(claims, "email").map(clip);
+        let username = claim(claims, "preferred_username")
+            .map(clip)
+            .or_else(|| email.clone())
+            .unwrap_or_else(|| clip(sub));
+        Profile {
+            username,
+            email,
+            email_verified: claims.get("email_verified").and_then(Value::as_bool) == Some(true),
+            first_name: claim(claims, "given_name").map(clip).unwrap_or_default(),
+            last_name: claim(claims, "family_name").map(clip).unwrap_or_default(),
+        }
+    }
+}
+
+/// Finds or creates the local user of Keycloak subject `sub`, records the login on its
+/// `social_accounts` row (claims in `extra_data`), and returns the user (active or not: the caller
+/// decides what an inactive user may do).
+///
+/// Two first logins of one subject may race (two tabs, two instances). The loser of the race hits
+/// the UNIQUE constraint on `(provider, uid)` or `username`, its transaction rolls back whole, and
+/// the retry finds the winner's row: one user, never two, never half of one.
+pub fn login(
+    conn: &mut DbConn,
+    sub: &str,
+    claims: &Value,
+    policy: LinkPolicy,
+) -> Result<User, DbError> {
+    let profile = Profile::from_claims(sub, claims);
+    let extra = claims.to_string();
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let result = conn.transaction(|c| login_once(c, sub, &profile, &extra, policy, now()));
+        match result {
+            Err(e) if e.is_unique_violation() && attempt < 3 => continue,
+            other => return other,
+        }
+    }
+}
+
+fn login_once(
+    conn: &mut DbConn,
+    sub: &str,
+    profile: &Profile,
+    extra: &str,
+    policy: LinkPolicy,
+    now: i64,
+) -> Result<User, DbError> {
+    // Write first: SQLite then takes its write lock at the start of the transaction and waits
+    // for it (busy timeout) instead of failing to upgrade a read lock later.
+    let update = ProfileUpdate {
+        email: profile.email.as_deref(),
+        first_name: &profile.first_name,
+        last_name: &profile.last_name,
+        last_login_at: Some(now),
+    };
+    if SocialAccount::touch(conn, KEYCLOAK, sub, extra, now)? > 0 {
+        let account = SocialAccount::find(conn, KEYCLOAK, sub)?
+            .ok_or(DbError::Query(diesel::result::Error::NotFound))?;
+        User::update_profile(conn, account.user_id, &update)?;
+        return User::find(conn, account.user_id)?
+            .ok_or(DbError::Query(diesel::result::Error::NotFound));
+    }
+
+    let user = match linkable_user(conn, profile, policy)? {
+        Some(existing) => {
+            log::info!(
+                "linking Keycloak subject {sub} to existing user {} by verified email",
+                existing.id
+            );
+            User::update_profile(conn, existing.id, &update)?;
+            existing
+        }
+        None => {
+            let username = free_username(conn, &profile.username, sub)?;
+            User::insert(
+                conn,
+                &NewUser {
+                    username: &username,
+                    email: profile.email.as_deref(),
+                    first_name: &profile.first_name,
+                    last_name: &profile.last_name,
+                    is_active: true,
+                    created_at: now,
+                    last_login_at: Some(now),
+                },
+            )?
+        }
+    };
+    SocialAccount::insert(
+        conn,
+        &NewSocialAccount {
+            user_id: user.id,
+            provider: KEYCLOAK,
+            uid: sub,
+            extra_data: extra,
+            created_at: now,
+            last_login_at: Some(now),
+        },
+    )?;
+    Ok(User::find(conn, user.id)?.unwrap_or(user))
+}
+
+/// Under [`LinkPolicy::VerifiedEmail`], the single existing user with this verified email.
+fn linkable_user(
+    conn: &mut DbConn,
+    profile: &Profile,
+    policy: LinkPolicy,
+) -> Result<Option<User>, DbError> {
+    if policy != LinkPolicy::VerifiedEmail || !profile.email_verified {
+        return Ok(None);
+    }
+    let Some(email) = profile.email.as_deref() else {
+        return Ok(None);
+    };
+    let mut matches = User::find_by_email(conn, email)?;
+    // Two local users with one address: nobody can say which one is meant, so link neither.
+    Ok(if matches.len() == 1 {
+        matches.pop()
+    } else {
+        None
+    })
+}
+
+/// `wanted` if no local user has it, else a name derived from the subject. A local user who
+/// happens to hold the same username is a different person until proven otherwise.
+fn free_username(conn: &mut DbConn, wanted: &str, sub: &str) -> Result<String, DbError> {
+    if !User::username_taken(conn, wanted)? {
+        return Ok(wanted.to_string());
+    }
+    let short: String = sub
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .take(8)
+        .collect();
+    let mut candidate = format!("{wanted}-{short}");
+    let mut n = 2;
+    while User::username_taken(conn, &candidate)? {
+        candidate = format!("{wanted}-{short}-{n}");
+        n += 1;
+    }
+    Ok(candidate)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn profile_prefers_preferred_username_and_keeps_names() {
+        let p = Profile::from_claims(
+            "abc",
+            &json!({"preferred_username": "alice", "email": "a@example.com",
+                    "email_verified": true, "given_name": "Alice", "family_name": "Admin"}),
+        );
+        assert_eq!(p.username, "alice");
+        assert_eq!(p.email.as_deref(), Some("a@example.com"));
+        assert!(p.email_verified);
+        assert_eq!(
+            (p.first_name.as_str(), p.last_name.as_str()),
+            ("Alice", "Admin")
+        );
+    }
+
+    #[test]
+    fn profile_falls_back_to_email_then_subject() {
+        assert_eq!(
+            Profile::from_claims("s", &json!({"email": "x@example.com"})).username,
+            "x@example.com"
+        );
+        assert_eq!(Profile::from_claims("sub-1", &json!({})).username, "sub-1");
+        // A non-boolean email_verified is not "verified".
+        assert!(!Profile::from_claims("s", &json!({"email_verified": "true"})).email_verified);
+    }
+}

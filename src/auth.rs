@@ -1,0 +1,278 @@
+//! The one authentication extractor for every route: `Authorization: Bearer` first, then the
+//! TOKEN cookie, then the server-side session. API routes (under `/api/`) answer a failure with
+//! the 401 `auth_redirect` JSON; pages redirect to `/login?next=<path>`.
+
+use std::sync::Arc;
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{dev::Payload, web, FromRequest, HttpRequest, HttpResponse, ResponseError};
+use futures_util::future::LocalBoxFuture;
+use serde_json::Value;
+
+use crate::accounts;
+use crate::db::{self, DbError};
+use crate::errors::{error_page, ApiError};
+use crate::jwt::TokenError;
+use crate::models::social_account::{SocialAccount, KEYCLOAK};
+use crate::models::user::User;
+use crate::next_url::NextUrl;
+use crate::oidc::jwt_payload;
+use crate::session::TypedSession;
+use crate::signin::TOKEN_COOKIE;
+use crate::startup::AppState;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuthSource {
+    Bearer,
+    Cookie,
+    Session,
+}
+
+/// An authenticated, active local user.
+pub struct Authenticated {
+    pub user: User,
+    pub source: AuthSource,
+    /// The access token's claims (roles live here), when one is at hand.
+    pub claims: Option<Arc<Value>>,
+}
+
+impl Authenticated {
+    /// True when the token names `role` as a realm role or a client role of `client_id`.
+    pub fn has_role(&self, role: &str, client_id: &str) -> bool {
+        let Some(claims) = &self.claims else {
+            return false;
+        };
+        let contains = |v: Option<&Value>| {
+            v.and_then(|r| r.get("roles"))
+                .and_then(Value::as_array)
+                .is_some_and(|roles| roles.iter().any(|r| r.as_str() == Some(role)))
+        };
+        contains(claims.get("realm_access"))
+            || contains(claims.get("resource_access").and_then(|r| r.get(client_id)))
+    }
+}
+
+#[derive(Debug)]
+enum Failure {
+    Missing,
+    Invalid(TokenError),
+    Inactive,
+    Unavailable(String),
+    Internal(anyhow::Error),
+}
+
+/// Why a request is not authenticated, and how to answer it (JSON for `/api/`, pages otherwise).
+#[derive(Debug)]
+pub struct AuthError {
+    failure: Failure,
+    api: bool,
+    next: NextUrl,
+    login_url: String,
+}
+
+impl std::fmt::Display for AuthError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "not authenticated: {:?}", self.failure)
+    }
+}
+
+impl AuthError {
+    fn as_api(&self) -> ApiError {
+        match &self.failure {
+            Failure::Missing => ApiError::AuthRedirect {
+                login_url: self.login_url.clone(),
+                reason: "no credentials".into(),
+            },
+            Failure::Invalid(e) => ApiError::AuthRedirect {
+                login_url: self.login_url.clone(),
+                reason: e.to_string(),
+            },
+            Failure::Inactive => ApiError::Forbidden("This account is deactivated.".into()),
+            Failure::Unavailable(why) => ApiError::Unavailable(why.clone()),
+            Failure::Internal(e) => ApiError::Unexpected(anyhow::anyhow!("{e:#}")),
+        }
+    }
+}
+
+impl ResponseError for AuthError {
+    fn status_code(&self) -> StatusCode {
+        self.as_api().status_code()
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        if self.api {
+            return self.as_api().error_response();
+        }
+        match &self.failure {
+            Failure::Missing | Failure::Invalid(_) => {
+                let mut to = url::Url::parse("http://x/login").expect("static URL");
+                to.query_pairs_mut().append_pair("next", self.next.as_str());
+                let location = format!("/login?{}", to.query().unwrap_or_default());
+                HttpResponse::SeeOther()
+                    .insert_header((header::LOCATION, location))
+                    .finish()
+            }
+            Failure::Inactive => error_page(
+                StatusCode::FORBIDDEN,
+                "Account deactivated",
+                "Your account has been deactivated by an administrator.",
+            ),
+            Failure::Unavailable(why) => {
+                log::warn!("authentication needs the identity provider: {why}");
+                error_page(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Identity provider unreachable",
+                    "Keycloak cannot be reached right now. Please try again in a moment.",
+                )
+            }
+            Failure::Internal(e) => crate::errors::unexpected_page(e),
+        }
+    }
+}
+
+impl FromRequest for Authenticated {
+    type Error = AuthError;
+    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move { authenticate(&req).await })
+    }
+}
+
+fn is_api(req: &HttpRequest) -> bool {
+    req.path().starts_with("/api/")
+}
+
+async fn authenticate(req: &HttpRequest) -> Result<Authenticated, AuthError> {
+    let state = req
+        .app_data::<web::Data<AppState>>()
+        .expect("AppState is registered by the app factory")
+        .clone();
+    let fail = |failure: Failure| {
+        let next = if is_api(req) {
+            let referer = req
+                .headers()
+                .get(header::REFERER)
+                .and_then(|v| v.to_str().ok());
+            NextUrl::from_referer(&state.public_url, referer)
+        } else {
+            let path = match req.query_string() {
+                "" => req.path().to_string(),
+                q => format!("{}?{q}", req.path()),
+            };
+            NextUrl::parse(Some(&path))
+        };
+        AuthError {
+            failure,
+            api: is_api(req),
+            login_url: state.login_url(&next),
+            next,
+        }
+    };
+
+    // 1. An Authorization header is an explicit claim: if it is bad, the request fails (no
+    //    falling back to cookies, which would hide the client's bug).
+    if let Some(value) = req.headers().get(header::AUTHORIZATION) {
+        let token = value
+            .to_str()
+            .ok()
+            .and_then(|v| v.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, t)| t.trim())
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| {
+                fail(Failure::Invalid(TokenError::Malformed(
+                    "Authorization header is not `Bearer <token>`".into(),
+                )))
+            })?;
+        let claims = validate(&state, token).await.map_err(&fail)?;
+        let user = user_for_claims(&state, &claims.sub, claims.claims.clone())
+            .await
+            .map_err(&fail)?;
+        return finish(user, AuthSource::Bearer, Some(claims.claims)).map_err(&fail);
+    }
+
+    // 2. The TOKEN cookie; an expired or bad one falls back to the session.
+    if let Some(cookie) = req.cookie(TOKEN_COOKIE) {
+        match validate(&state, cookie.value()).await {
+            Ok(claims) => {
+                let user = user_for_claims(&state, &claims.sub, claims.claims.clone())
+                    .await
+                    .map_err(&fail)?;
+                return finish(user, AuthSource::Cookie, Some(claims.claims)).map_err(&fail);
+            }
+            Err(Failure::Invalid(e)) => log::debug!("TOKEN cookie not usable: {e}"),
+            Err(other) => return Err(fail(other)),
+        }
+    }
+
+    // 3. The server-side session.
+    let session = TypedSession::from_request(req, &mut Payload::None)
+        .await
+        .map_err(|e| fail(Failure::Internal(anyhow::anyhow!("session: {e}"))))?;
+    let Some(auth) = session.auth() else {
+        return Err(fail(Failure::Missing));
+    };
+    let user_id = auth.user_id;
+    let user = db::run(&state.pool, move |conn| Ok(User::find(conn, user_id)?))
+        .await
+        .map_err(|e| fail(Failure::Internal(e.into())))?
+        .ok_or_else(|| fail(Failure::Missing))?;
+    // The session's access token came straight from Keycloak's token endpoint: its claims are
+    // trusted for roles without re-verifying.
+    let claims = jwt_payload(&auth.tokens.access_token).map(Arc::new);
+    finish(user, AuthSource::Session, claims).map_err(&fail)
+}
+
+fn finish(
+    user: User,
+    source: AuthSource,
+    claims: Option<Arc<Value>>,
+) -> Result<Authenticated, Failure> {
+    if !user.is_active {
+        log::info!("refusing deactivated user {}", user.id);
+        return Err(Failure::Inactive);
+    }
+    Ok(Authenticated {
+        user,
+        source,
+        claims,
+    })
+}
+
+async fn validate(state: &AppState, token: &str) -> Result<crate::jwt::AccessClaims, Failure> {
+    match state.tokens.validate(&state.oidc, token).await {
+        Ok(c) => Ok(c),
+        Err(TokenError::KeysUnavailable(why)) => Err(Failure::Unavailable(why)),
+        Err(e) => {
+            if let TokenError::Audience { expected } = &e {
+                log::warn!(
+                    "rejected a token without audience `{expected}`: add an Audience mapper \
+                     (oidc-audience-mapper, Included Client Audience = {expected}) to the \
+                     client's dedicated scope in Keycloak, or set KEYGATE_ACCEPT_AZP=true"
+                );
+            } else {
+                log::info!("rejected a token: {e}");
+            }
+            Err(Failure::Invalid(e))
+        }
+    }
+}
+
+/// The local user of a token's subject; a subject seen for the first time is provisioned from the
+/// token's claims, as at login.
+async fn user_for_claims(state: &AppState, sub: &str, claims: Arc<Value>) -> Result<User, Failure> {
+    let sub = sub.to_string();
+    let policy = state.settings.link_policy;
+    db::run(&state.pool, move |conn| {
+        if let Some(account) = SocialAccount::find(conn, KEYCLOAK, &sub)? {
+            if let Some(user) = User::find(conn, account.user_id)? {
+                return Ok(user);
+            }
+        }
+        accounts::login(conn, &sub, &claims, policy)
+    })
+    .await
+    .map_err(|e: DbError| Failure::Internal(e.into()))
+}

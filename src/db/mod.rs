@@ -1,0 +1,129 @@
+//! The database: one connection type for SQLite and PostgreSQL, a pool, embedded migrations, and
+//! [`run`], which moves blocking Diesel work off the async executor.
+
+use std::time::Duration;
+
+use diesel::connection::SimpleConnection;
+use diesel::pg::PgConnection;
+use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool as R2d2Pool};
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use diesel::sqlite::SqliteConnection;
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+
+/// One connection type for both backends. Diesel tries the variants in order when it connects,
+/// and SQLite accepts any string as a file name, so it must come last.
+#[derive(diesel::MultiConnection)]
+pub enum DbConn {
+    Pg(PgConnection),
+    Sqlite(SqliteConnection),
+}
+
+pub type Pool = R2d2Pool<ConnectionManager<DbConn>>;
+
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+const PG_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("database query failed")]
+    Query(#[from] DieselError),
+    #[error("no database connection available")]
+    Pool(#[from] r2d2::Error),
+    #[error("database task was cancelled")]
+    Blocking,
+}
+
+impl DbError {
+    pub fn is_unique_violation(&self) -> bool {
+        matches!(
+            self,
+            DbError::Query(DieselError::DatabaseError(
+                DatabaseErrorKind::UniqueViolation,
+                _
+            ))
+        )
+    }
+}
+
+/// SQLite needs these on every connection: foreign keys are off by default, and without a busy
+/// timeout concurrent writers fail at once instead of waiting their turn.
+#[derive(Debug)]
+struct SqlitePragmas;
+
+impl CustomizeConnection<DbConn, diesel::r2d2::Error> for SqlitePragmas {
+    fn on_acquire(&self, conn: &mut DbConn) -> Result<(), diesel::r2d2::Error> {
+        if let DbConn::Sqlite(c) = conn {
+            c.batch_execute(
+                "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; \
+                 PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+            )
+            .map_err(diesel::r2d2::Error::QueryError)?;
+        }
+        Ok(())
+    }
+}
+
+/// Opens a pool for `database_url`: a `postgres://` URL or a SQLite file path (`sqlite://` prefix
+/// optional).
+pub fn connect(database_url: &str) -> anyhow::Result<Pool> {
+    let url = database_url
+        .strip_prefix("sqlite://")
+        .unwrap_or(database_url);
+    let is_pg = url.starts_with("postgres://") || url.starts_with("postgresql://");
+    let manager = ConnectionManager::<DbConn>::new(url);
+    let pool = R2d2Pool::builder()
+        .max_size(if is_pg { 16 } else { 8 })
+        .connection_timeout(Duration::from_secs(10))
+        .connection_customizer(Box::new(SqlitePragmas))
+        .build(manager)
+        .map_err(|e| anyhow::anyhow!("cannot open database {}: {e}", redact_url(url)))?;
+    Ok(pool)
+}
+
+/// Applies the embedded migrations of the connection's backend.
+pub fn migrate(pool: &Pool) -> anyhow::Result<()> {
+    let mut conn = pool.get()?;
+    let applied = match &mut *conn {
+        DbConn::Pg(c) => c.run_pending_migrations(PG_MIGRATIONS).map(|v| v.len()),
+        DbConn::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS).map(|v| v.len()),
+    }
+    .map_err(|e| anyhow::anyhow!("migration failed: {e}"))?;
+    if applied > 0 {
+        log::info!("applied {applied} database migration(s)");
+    }
+    Ok(())
+}
+
+/// Runs blocking Diesel work on actix's blocking thread pool with a pooled connection.
+pub async fn run<T, F>(pool: &Pool, f: F) -> Result<T, DbError>
+where
+    F: FnOnce(&mut DbConn) -> Result<T, DbError> + Send + 'static,
+    T: Send + 'static,
+{
+    let pool = pool.clone();
+    actix_web::web::block(move || {
+        let mut conn = pool.get()?;
+        f(&mut conn)
+    })
+    .await
+    .map_err(|_| DbError::Blocking)?
+}
+
+/// Current time in Unix seconds, the unit of every time column.
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// Hides the password of a database URL before it reaches a log line.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_string(),
+    }
+}

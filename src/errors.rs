@@ -1,0 +1,129 @@
+//! Turning errors into responses, in one place.
+//!
+//! - Browser routes return a feature error (`LoginError`, …) whose `ResponseError` renders
+//!   [`error_page`]: a status, a title and a sentence a person can act on.
+//! - API routes (under `/api/`) return [`ApiError`], rendered as JSON; a 401 carries the login URL
+//!   in the shape Data.Rentgen's frontend expects.
+//! - Unexpected failures log their whole cause chain and show a fixed text: internal messages
+//!   (SQL, token contents) never reach a response body.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use askama::Template;
+use serde_json::json;
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage<'a> {
+    status: u16,
+    title: &'a str,
+    message: &'a str,
+    retry_href: &'a str,
+    retry_label: &'a str,
+}
+
+/// Renders the error page. Every browser-facing error goes through here.
+pub fn error_page(status: StatusCode, title: &str, message: &str) -> HttpResponse {
+    error_page_with_retry(status, title, message, "/login", "Sign in again")
+}
+
+pub fn error_page_with_retry(
+    status: StatusCode,
+    title: &str,
+    message: &str,
+    retry_href: &str,
+    retry_label: &str,
+) -> HttpResponse {
+    let page = ErrorPage {
+        status: status.as_u16(),
+        title,
+        message,
+        retry_href,
+        retry_label,
+    };
+    let body = page.render().unwrap_or_else(|e| {
+        log::error!("error page failed to render: {e}");
+        format!("{} {}", status.as_u16(), title)
+    });
+    HttpResponse::build(status)
+        .content_type("text/html; charset=utf-8")
+        .insert_header(("Cache-Control", "no-store"))
+        .body(body)
+}
+
+/// Logs an unexpected error with its cause chain; returns the generic 500 page.
+pub fn unexpected_page(e: &anyhow::Error) -> HttpResponse {
+    log::error!("unexpected error: {e:#}");
+    error_page_with_retry(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "Something went wrong",
+        "keygate could not finish this request. Nothing was changed; please try again.",
+        "/",
+        "Home",
+    )
+}
+
+/// The error of an API route, rendered as `{"error": {"code", "message", "details"}}`.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// No valid credentials: `details` is the absolute URL that starts a login.
+    #[error("authentication required")]
+    AuthRedirect { login_url: String, reason: String },
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+    #[error("bad request: {message}")]
+    BadRequest { code: &'static str, message: String },
+    #[error("identity provider unavailable: {0}")]
+    Unavailable(String),
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::AuthRedirect { .. } => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let body = match self {
+            ApiError::AuthRedirect { login_url, reason } => {
+                log::info!("API request not authenticated: {reason}");
+                json!({"error": {
+                    "code": "auth_redirect",
+                    "message": "Please authorize using provided URL",
+                    "details": login_url,
+                }})
+            }
+            ApiError::Forbidden(why) => json!({"error": {
+                "code": "forbidden", "message": why, "details": null}}),
+            ApiError::BadRequest { code, message } => json!({"error": {
+                "code": code, "message": message, "details": null}}),
+            ApiError::Unavailable(why) => {
+                log::warn!("identity provider unavailable: {why}");
+                json!({"error": {"code": "idp_unavailable",
+                    "message": "The identity provider is unreachable; try again shortly.",
+                    "details": null}})
+            }
+            ApiError::Unexpected(e) => {
+                log::error!("unexpected API error: {e:#}");
+                json!({"error": {"code": "internal_error",
+                    "message": "Internal error", "details": null}})
+            }
+        };
+        HttpResponse::build(self.status_code())
+            .insert_header(("Cache-Control", "no-store"))
+            .json(body)
+    }
+}
+
+impl From<crate::db::DbError> for ApiError {
+    fn from(e: crate::db::DbError) -> Self {
+        ApiError::Unexpected(anyhow::Error::new(e))
+    }
+}

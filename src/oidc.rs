@@ -1,0 +1,500 @@
+//! Talking to Keycloak as an OpenID Connect provider: discovery (cached, retried while Keycloak is
+//! down), the authorization-code flow with state, nonce and PKCE, ID-token validation, userinfo,
+//! refresh and the password grant.
+
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use openidconnect::core::{
+    CoreAuthDisplay, CoreAuthenticationFlow, CoreClaimName, CoreClaimType, CoreClient,
+    CoreClientAuthMethod, CoreGrantType, CoreIdToken, CoreJsonWebKey,
+    CoreJweContentEncryptionAlgorithm, CoreJweKeyManagementAlgorithm, CoreJwsSigningAlgorithm,
+    CoreResponseMode, CoreResponseType, CoreSubjectIdentifierType, CoreTokenResponse,
+};
+use openidconnect::{
+    AccessTokenHash, AdditionalProviderMetadata, AuthorizationCode, ClaimsVerificationError,
+    ClientId, ClientSecret, CsrfToken, EndpointMaybeSet, EndpointNotSet, EndpointSet, IssuerUrl,
+    Nonce, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, ProviderMetadata, RedirectUrl,
+    RefreshToken, RequestTokenError, ResourceOwnerPassword, ResourceOwnerUsername, Scope,
+    TokenResponse,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use url::Url;
+
+use crate::db::now;
+use crate::next_url::NextUrl;
+use crate::session::{PendingLogin, Tokens};
+use crate::settings::{Secret, Settings};
+
+/// Keycloak's discovery fields that openidconnect's core metadata does not model.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct KeycloakMetadata {
+    pub end_session_endpoint: Option<String>,
+    pub revocation_endpoint: Option<String>,
+}
+impl AdditionalProviderMetadata for KeycloakMetadata {}
+
+pub type KeycloakProviderMetadata = ProviderMetadata<
+    KeycloakMetadata,
+    CoreAuthDisplay,
+    CoreClientAuthMethod,
+    CoreClaimName,
+    CoreClaimType,
+    CoreGrantType,
+    CoreJweContentEncryptionAlgorithm,
+    CoreJweKeyManagementAlgorithm,
+    CoreJsonWebKey,
+    CoreResponseMode,
+    CoreResponseType,
+    CoreSubjectIdentifierType,
+>;
+
+type Client = CoreClient<
+    EndpointSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointMaybeSet,
+    EndpointMaybeSet,
+>;
+
+/// Signing algorithms keygate accepts on ID tokens: asymmetric only. Keycloak advertises HS256
+/// too, but an HMAC ID token would be keyed with our own client secret, and `none` is never ok.
+const ALLOWED_ALGS: [CoreJwsSigningAlgorithm; 9] = [
+    CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256,
+    CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha384,
+    CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha512,
+    CoreJwsSigningAlgorithm::RsaSsaPssSha256,
+    CoreJwsSigningAlgorithm::RsaSsaPssSha384,
+    CoreJwsSigningAlgorithm::RsaSsaPssSha512,
+    CoreJwsSigningAlgorithm::EcdsaP256Sha256,
+    CoreJwsSigningAlgorithm::EcdsaP384Sha384,
+    CoreJwsSigningAlgorithm::EdDsa,
+];
+
+/// How long a discovery document (and the keys in it) is trusted before it is fetched again.
+const DISCOVERY_TTL: Duration = Duration::from_secs(3600);
+/// Least time between two forced re-discoveries (an unknown key id must not become a way to
+/// make keygate hammer Keycloak).
+const MIN_REFETCH: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum OidcError {
+    /// Keycloak did not answer, or answered with a server error.
+    #[error("identity provider unreachable: {0}")]
+    Unavailable(String),
+    /// Keycloak refused the grant (`invalid_grant` and friends).
+    #[error("identity provider refused the request: {error}: {description}")]
+    Rejected { error: String, description: String },
+    /// The ID token failed validation.
+    #[error("invalid ID token: {0}")]
+    InvalidIdToken(String),
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+/// A discovered provider: the configured client and the metadata it came from.
+pub struct Provider {
+    client: Client,
+    pub metadata: KeycloakProviderMetadata,
+    fetched_at: Instant,
+}
+
+/// What a successful login or grant yields.
+pub struct GrantResult {
+    pub sub: String,
+    /// ID-token claims, overlaid with userinfo when Keycloak answered it.
+    pub claims: Value,
+    pub tokens: Tokens,
+    pub kc_sid: Option<String>,
+}
+
+pub struct Oidc {
+    http: openidconnect::reqwest::Client,
+    issuer: IssuerUrl,
+    client_id: ClientId,
+    client_secret: Secret<String>,
+    redirect_url: RedirectUrl,
+    cache: RwLock<Option<Arc<Provider>>>,
+}
+
+impl Oidc {
+    pub fn new(settings: &Settings, public_url: &Url) -> anyhow::Result<Self> {
+        let http = openidconnect::reqwest::Client::builder()
+            // Following redirects from the provider would open SSRF paths; none are expected.
+            .redirect(openidconnect::reqwest::redirect::Policy::none())
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(15))
+            .build()?;
+        let issuer = IssuerUrl::new(settings.issuer_url.as_str().trim_end_matches('/').into())?;
+        let redirect_url = RedirectUrl::new(format!(
+            "{}/login/callback",
+            public_url.as_str().trim_end_matches('/')
+        ))?;
+        Ok(Oidc {
+            http,
+            issuer,
+            client_id: ClientId::new(settings.client_id.clone()),
+            client_secret: settings.client_secret.clone(),
+            redirect_url,
+            cache: RwLock::new(None),
+        })
+    }
+
+    pub fn http(&self) -> &openidconnect::reqwest::Client {
+        &self.http
+    }
+
+    pub fn client_id(&self) -> &str {
+        self.client_id.as_str()
+    }
+
+    /// The discovered provider, fetched on first use and again when stale. While Keycloak is down
+    /// this fails with [`OidcError::Unavailable`] and the next call tries again, so keygate recovers
+    /// without a restart.
+    pub async fn provider(&self) -> Result<Arc<Provider>, OidcError> {
+        if let Some(p) = self.cached() {
+            if p.fetched_at.elapsed() < DISCOVERY_TTL {
+                return Ok(p);
+            }
+        }
+        self.discover().await
+    }
+
+    fn cached(&self) -> Option<Arc<Provider>> {
+        self.cache.read().ok().and_then(|c| c.clone())
+    }
+
+    /// Fetches discovery and keys again, unless that happened moments ago.
+    async fn rediscover(&self) -> Result<Arc<Provider>, OidcError> {
+        match self.cached() {
+            Some(p) if p.fetched_at.elapsed() < MIN_REFETCH => Ok(p),
+            _ => self.discover().await,
+        }
+    }
+
+    async fn discover(&self) -> Result<Arc<Provider>, OidcError> {
+        let metadata = KeycloakProviderMetadata::discover_async(self.issuer.clone(), &self.http)
+            .await
+            .map_err(|e| {
+                OidcError::Unavailable(format!(
+                    "discovery of {} failed: {}",
+                    self.issuer.as_str(),
+                    error_chain(&e)
+                ))
+            })?;
+        let client = CoreClient::from_provider_metadata(
+            metadata.clone(),
+            self.client_id.clone(),
+            Some(ClientSecret::new(self.client_secret.expose().clone())),
+        )
+        .set_redirect_uri(self.redirect_url.clone());
+        let provider = Arc::new(Provider {
+            client,
+            metadata,
+            fetched_at: Instant::now(),
+        });
+        if let Ok(mut slot) = self.cache.write() {
+            *slot = Some(provider.clone());
+        }
+        Ok(provider)
+    }
+
+    /// Builds the authorization URL and the pending login that its callback must present.
+    pub async fn authorize(&self, next: NextUrl) -> Result<(Url, PendingLogin), OidcError> {
+        let provider = self.provider().await?;
+        let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+        let (url, state, nonce) = provider
+            .client
+            .authorize_url(
+                CoreAuthenticationFlow::AuthorizationCode,
+                CsrfToken::new_random,
+                Nonce::new_random,
+            )
+            .add_scope(Scope::new("email".into()))
+            .add_scope(Scope::new("profile".into()))
+            .set_pkce_challenge(challenge)
+            .url();
+        let pending = PendingLogin {
+            state: state.secret().clone(),
+            nonce: nonce.secret().clone(),
+            pkce_verifier: verifier.secret().clone(),
+            next,
+            created_at: now(),
+        };
+        Ok((url, pending))
+    }
+
+    /// Exchanges an authorization code and validates the ID token against the pending login.
+    pub async fn exchange_code(
+        &self,
+        pending: &PendingLogin,
+        code: String,
+    ) -> Result<GrantResult, OidcError> {
+        let provider = self.provider().await?;
+        let response = provider
+            .client
+            .exchange_code(AuthorizationCode::new(code))
+            .map_err(|e| anyhow::anyhow!("provider has no token endpoint: {e}"))?
+            .set_pkce_verifier(PkceCodeVerifier::new(pending.pkce_verifier.clone()))
+            .request_async(&self.http)
+            .await
+            .map_err(token_error)?;
+        let nonce = Nonce::new(pending.nonce.clone());
+        self.finish_grant(response, Some(nonce)).await
+    }
+
+    /// Keycloak's direct access grant (the password form). Off unless configured.
+    pub async fn password_grant(
+        &self,
+        username: &str,
+        password: &str,
+    ) -> Result<GrantResult, OidcError> {
+        let provider = self.provider().await?;
+        let response = provider
+            .client
+            .exchange_password(
+                &ResourceOwnerUsername::new(username.into()),
+                &ResourceOwnerPassword::new(password.into()),
+            )
+            .map_err(|e| anyhow::anyhow!("provider has no token endpoint: {e}"))?
+            .add_scope(Scope::new("openid".into()))
+            .add_scope(Scope::new("email".into()))
+            .add_scope(Scope::new("profile".into()))
+            .request_async(&self.http)
+            .await
+            .map_err(token_error)?;
+        self.finish_grant(response, None).await
+    }
+
+    /// Uses a refresh token. The caller must make sure only one refresh of a session runs at a
+    /// time: with refresh-token rotation the second one would fail.
+    pub async fn refresh(&self, refresh_token: &str) -> Result<Tokens, OidcError> {
+        let provider = self.provider().await?;
+        let response = provider
+            .client
+            .exchange_refresh_token(&RefreshToken::new(refresh_token.into()))
+            .map_err(|e| anyhow::anyhow!("provider has no token endpoint: {e}"))?
+            .request_async(&self.http)
+            .await
+            .map_err(token_error)?;
+        Ok(tokens_of(&response, Some(refresh_token)))
+    }
+
+    async fn finish_grant(
+        &self,
+        response: CoreTokenResponse,
+        nonce: Option<Nonce>,
+    ) -> Result<GrantResult, OidcError> {
+        let id_token = response.id_token().ok_or_else(|| {
+            OidcError::InvalidIdToken("the token response has no ID token".into())
+        })?;
+        let provider = self.provider().await?;
+        let claims = match self.verify_id_token(&provider, id_token, &response, nonce.as_ref()) {
+            Err(OidcError::InvalidIdToken(why)) if why.starts_with("signature") => {
+                // Perhaps the realm rotated its keys since discovery: fetch them again, once.
+                let fresh = self.rediscover().await?;
+                self.verify_id_token(&fresh, id_token, &response, nonce.as_ref())?
+            }
+            other => other?,
+        };
+        let sub = claims
+            .get("sub")
+            .and_then(Value::as_str)
+            .ok_or_else(|| OidcError::InvalidIdToken("no sub claim".into()))?
+            .to_string();
+        let claims = self
+            .overlay_userinfo(&provider, response.access_token().secret(), &sub, claims)
+            .await;
+        let kc_sid = claims.get("sid").and_then(Value::as_str).map(String::from);
+        Ok(GrantResult {
+            sub,
+            claims,
+            tokens: tokens_of(&response, None),
+            kc_sid,
+        })
+    }
+
+    /// Validates signature (JWKS), `iss`, `aud`, `azp`, `exp`, `iat`, the nonce and `at_hash`, and
+    /// returns the token's claims as JSON (Keycloak's extra claims such as `sid` included).
+    fn verify_id_token(
+        &self,
+        provider: &Provider,
+        id_token: &CoreIdToken,
+        response: &CoreTokenResponse,
+        nonce: Option<&Nonce>,
+    ) -> Result<Value, OidcError> {
+        let verifier = provider
+            .client
+            .id_token_verifier()
+            .set_allowed_algs(ALLOWED_ALGS);
+        let verified = match nonce {
+            Some(n) => id_token.claims(&verifier, n),
+            // The password grant has no nonce to bind; the token came straight from the token
+            // endpoint over our own request.
+            None => id_token.claims(&verifier, |_: Option<&Nonce>| Ok(())),
+        }
+        .map_err(id_token_error)?;
+
+        if let Some(expected) = verified.access_token_hash() {
+            let alg = id_token
+                .signing_alg()
+                .map_err(|e| OidcError::InvalidIdToken(format!("signing algorithm: {e}")))?;
+            let key = id_token
+                .signing_key(&verifier)
+                .map_err(|e| OidcError::InvalidIdToken(format!("signature key: {e}")))?;
+            let actual = AccessTokenHash::from_token(response.access_token(), alg, key)
+                .map_err(|e| OidcError::InvalidIdToken(format!("at_hash: {e}")))?;
+            if actual != *expected {
+                return Err(OidcError::InvalidIdToken(
+                    "at_hash does not match the access token".into(),
+                ));
+            }
+        }
+        // openidconnect has verified this exact compact JWT; read all of its claims back out.
+        jwt_payload(&id_token.to_string())
+            .ok_or_else(|| OidcError::InvalidIdToken("unreadable claims".into()))
+    }
+
+    /// Merges userinfo into the claims when Keycloak answers it; otherwise logs why and keeps the
+    /// ID token's claims. Userinfo is a convenience, never a reason to fail a login.
+    async fn overlay_userinfo(
+        &self,
+        provider: &Provider,
+        access_token: &str,
+        sub: &str,
+        mut claims: Value,
+    ) -> Value {
+        let Some(endpoint) = provider.metadata.userinfo_endpoint() else {
+            return claims;
+        };
+        let result = self
+            .http
+            .get(endpoint.url().clone())
+            .bearer_auth(access_token)
+            .send()
+            .await;
+        let response = match result {
+            Ok(r) => r,
+            Err(e) => {
+                log::warn!(
+                    "userinfo unreachable, using ID token claims: {}",
+                    error_chain(&e)
+                );
+                return claims;
+            }
+        };
+        let status = response.status();
+        if status == reqwest::StatusCode::FORBIDDEN {
+            log::warn!(
+                "userinfo answered 403: Keycloak does this when the access token lacks the \
+                 `openid` scope; using ID token claims"
+            );
+            return claims;
+        }
+        if !status.is_success() {
+            log::warn!("userinfo answered {status}; using ID token claims");
+            return claims;
+        }
+        let is_json = response
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/json"));
+        if !is_json {
+            log::warn!("userinfo is not plain JSON (signed or encrypted?); using ID token claims");
+            return claims;
+        }
+        match response.json::<Value>().await {
+            Ok(Value::Object(info)) => {
+                // The spec requires userinfo's sub to equal the ID token's; otherwise ignore it.
+                if info.get("sub").and_then(Value::as_str) != Some(sub) {
+                    log::warn!("userinfo sub differs from the ID token's; ignoring userinfo");
+                    return claims;
+                }
+                if let Value::Object(map) = &mut claims {
+                    for (k, v) in info {
+                        map.insert(k, v);
+                    }
+                }
+                claims
+            }
+            _ => {
+                log::warn!("userinfo returned unreadable JSON; using ID token claims");
+                claims
+            }
+        }
+    }
+}
+
+fn tokens_of(response: &CoreTokenResponse, old_refresh: Option<&str>) -> Tokens {
+    let expires_in = response
+        .expires_in()
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(300);
+    Tokens {
+        access_token: response.access_token().secret().clone(),
+        access_expires_at: now() + expires_in,
+        // Without rotation Keycloak may send no new refresh token; keep the old one then.
+        refresh_token: response
+            .refresh_token()
+            .map(|t| t.secret().clone())
+            .or_else(|| old_refresh.map(String::from)),
+        refresh_expires_at: None,
+        id_token: response.id_token().map(|t| t.to_string()),
+    }
+}
+
+fn token_error<RE>(
+    e: RequestTokenError<
+        RE,
+        openidconnect::StandardErrorResponse<openidconnect::core::CoreErrorResponseType>,
+    >,
+) -> OidcError
+where
+    RE: std::error::Error + 'static,
+{
+    match e {
+        RequestTokenError::ServerResponse(r) => OidcError::Rejected {
+            error: r.error().to_string(),
+            description: r.error_description().cloned().unwrap_or_default(),
+        },
+        RequestTokenError::Request(e) => OidcError::Unavailable(error_chain(&e)),
+        RequestTokenError::Parse(e, _) => {
+            OidcError::Unexpected(anyhow::anyhow!("unreadable token response: {e}"))
+        }
+        RequestTokenError::Other(e) => OidcError::Unavailable(e),
+    }
+}
+
+fn id_token_error(e: ClaimsVerificationError) -> OidcError {
+    let why = match &e {
+        ClaimsVerificationError::SignatureVerification(inner) => format!("signature: {inner}"),
+        other => other.to_string(),
+    };
+    OidcError::InvalidIdToken(why)
+}
+
+/// The decoded payload of a compact JWT, without any verification: only for tokens already
+/// verified, or for reading claims that are then checked separately.
+pub fn jwt_payload(jwt: &str) -> Option<Value> {
+    use base64::Engine;
+    let payload = jwt.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// An error and its sources on one line, for logs.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        cur = s.source();
+    }
+    out
+}

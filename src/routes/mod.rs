@@ -1,0 +1,66 @@
+//! Every route of keygate, registered in one place.
+
+use actix_web::{web, HttpResponse};
+
+mod api;
+mod home;
+mod login;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.app_data(web::QueryConfig::default().error_handler(|err, _req| {
+        let response = crate::errors::error_page(
+            actix_web::http::StatusCode::BAD_REQUEST,
+            "Bad request",
+            "The address has malformed parameters.",
+        );
+        actix_web::error::InternalError::from_response(err, response).into()
+    }))
+    .route("/", web::get().to(home::home))
+    .route("/healthz", web::get().to(health))
+    .route("/login", web::get().to(login::login_page))
+    .route(
+        "/login/keycloak",
+        web::get().to(login::start_keycloak_login),
+    )
+    .route("/login/callback", web::get().to(login::callback))
+    .route("/api/me", web::get().to(api::me))
+    .route("/static/{name}", web::get().to(static_file))
+    .default_service(web::to(not_found));
+}
+
+/// The static assets, compiled into the binary so it runs from any directory.
+async fn static_file(name: web::Path<String>) -> HttpResponse {
+    let (body, content_type) = match name.as_str() {
+        "style.css" => (
+            include_str!("../../static/style.css"),
+            "text/css; charset=utf-8",
+        ),
+        "token.js" => (
+            include_str!("../../static/token.js"),
+            "text/javascript; charset=utf-8",
+        ),
+        _ => return HttpResponse::NotFound().finish(),
+    };
+    HttpResponse::Ok()
+        .content_type(content_type)
+        .insert_header(("Cache-Control", "public, max-age=3600"))
+        .body(body)
+}
+
+async fn health() -> HttpResponse {
+    HttpResponse::Ok().content_type("text/plain").body("ok")
+}
+
+async fn not_found(req: actix_web::HttpRequest) -> HttpResponse {
+    if req.path().starts_with("/api/") {
+        return HttpResponse::NotFound().json(serde_json::json!({"error": {
+            "code": "not_found", "message": "No such endpoint", "details": null}}));
+    }
+    crate::errors::error_page_with_retry(
+        actix_web::http::StatusCode::NOT_FOUND,
+        "Page not found",
+        "There is nothing at this address.",
+        "/",
+        "Home",
+    )
+}

@@ -1,0 +1,199 @@
+//! The typed browser session. Handlers never touch string keys: they call [`TypedSession`],
+//! which keeps two serialized values, the pending logins and the signed-in state.
+
+use std::collections::HashMap;
+use std::future::{ready, Ready};
+
+use actix_session::{Session, SessionExt};
+use actix_web::{dev::Payload, FromRequest, HttpRequest};
+use serde::{Deserialize, Serialize};
+
+use crate::next_url::NextUrl;
+
+const PENDING_KEY: &str = "pending_login";
+const AUTH_KEY: &str = "auth";
+const CSRF_KEY: &str = "csrf";
+
+/// How many login attempts may be in flight at once (one per open tab, roughly).
+const MAX_PENDING: usize = 5;
+/// How long a login may take between leaving for Keycloak and coming back.
+pub const PENDING_TTL_SECS: i64 = 600;
+
+/// A login that left for Keycloak and has not come back yet; the callback consumes it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PendingLogin {
+    pub state: String,
+    pub nonce: String,
+    pub pkce_verifier: String,
+    pub next: NextUrl,
+    pub created_at: i64,
+}
+
+/// Keycloak's tokens for a signed-in browser. Kept server-side only.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Tokens {
+    pub access_token: String,
+    pub access_expires_at: i64,
+    pub refresh_token: Option<String>,
+    pub refresh_expires_at: Option<i64>,
+    pub id_token: Option<String>,
+}
+
+/// A signed-in browser.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct AuthSession {
+    /// Random id of this login; names the session row for refresh leases across instances.
+    pub login_id: String,
+    pub user_id: i64,
+    /// Keycloak's session id (`sid`), for back-channel logout.
+    pub kc_sid: Option<String>,
+    pub tokens: Tokens,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("session state could not be written")]
+pub struct SessionWriteError;
+
+pub struct TypedSession(Session);
+
+impl TypedSession {
+    fn get<T: for<'de> Deserialize<'de>>(&self, key: &str) -> Option<T> {
+        // A value we cannot read (old format, tampering in the store) counts as absent.
+        self.0.get::<T>(key).unwrap_or_else(|e| {
+            log::warn!("ignoring unreadable session value {key}: {e}");
+            None
+        })
+    }
+
+    fn set<T: Serialize>(&self, key: &str, value: &T) -> Result<(), SessionWriteError> {
+        self.0.insert(key, value).map_err(|_| SessionWriteError)
+    }
+
+    /// Removes `key` only when present: actix-session marks the session changed on any remove,
+    /// which would create a session row for a visitor who never had one.
+    fn remove_if_present(&self, key: &str) {
+        if self.0.contains_key(key) {
+            self.0.remove(key);
+        }
+    }
+
+    pub fn auth(&self) -> Option<AuthSession> {
+        self.get(AUTH_KEY)
+    }
+
+    pub fn user_id(&self) -> Option<i64> {
+        self.auth().map(|a| a.user_id)
+    }
+
+    /// Starts a signed-in session under a fresh key (no session fixation).
+    pub fn sign_in(&self, auth: &AuthSession) -> Result<(), SessionWriteError> {
+        self.remove_if_present(PENDING_KEY);
+        self.0.renew();
+        self.set(AUTH_KEY, auth)
+    }
+
+    pub fn set_auth(&self, auth: &AuthSession) -> Result<(), SessionWriteError> {
+        self.set(AUTH_KEY, auth)
+    }
+
+    /// Ends the session: its row is deleted and the cookie removed.
+    pub fn sign_out(&self) {
+        self.0.purge();
+    }
+
+    pub fn add_pending(&self, login: PendingLogin) -> Result<(), SessionWriteError> {
+        let mut pending: Vec<PendingLogin> = self.get(PENDING_KEY).unwrap_or_default();
+        pending.retain(|p| crate::db::now() - p.created_at < PENDING_TTL_SECS);
+        if pending.len() >= MAX_PENDING {
+            pending.remove(0);
+        }
+        pending.push(login);
+        self.set(PENDING_KEY, &pending)
+    }
+
+    /// Removes and returns the pending login with this `state`, so a replayed callback finds
+    /// nothing.
+    pub fn take_pending(&self, state: &str) -> Option<PendingLogin> {
+        let mut pending: Vec<PendingLogin> = self.get(PENDING_KEY)?;
+        let pos = pending.iter().position(|p| {
+            use subtle::ConstantTimeEq;
+            p.state.as_bytes().ct_eq(state.as_bytes()).into()
+        })?;
+        let found = pending.remove(pos);
+        if pending.is_empty() {
+            self.0.remove(PENDING_KEY);
+        } else if self.set(PENDING_KEY, &pending).is_err() {
+            return None;
+        }
+        Some(found)
+    }
+
+    /// The session's CSRF token, created on first use.
+    pub fn csrf_token(&self) -> Result<String, SessionWriteError> {
+        if let Some(token) = self.get::<String>(CSRF_KEY) {
+            return Ok(token);
+        }
+        let token = crate::crypto::random_token(32);
+        self.set(CSRF_KEY, &token)?;
+        Ok(token)
+    }
+
+    /// True when `submitted` is this session's CSRF token (compared in constant time).
+    pub fn csrf_matches(&self, submitted: &str) -> bool {
+        use subtle::ConstantTimeEq;
+        match self.get::<String>(CSRF_KEY) {
+            Some(token) => token.as_bytes().ct_eq(submitted.as_bytes()).into(),
+            None => false,
+        }
+    }
+}
+
+/// The indexed columns of a session row, read from its serialized state by the store.
+pub struct SessionIndex {
+    pub user_id: Option<i64>,
+    pub kc_sid: Option<String>,
+    pub login_id: Option<String>,
+}
+
+impl SessionIndex {
+    pub fn of(state: &HashMap<String, String>) -> Self {
+        let auth: Option<AuthSession> = state
+            .get(AUTH_KEY)
+            .and_then(|raw| serde_json::from_str(raw).ok());
+        match auth {
+            Some(a) => SessionIndex {
+                user_id: Some(a.user_id),
+                kc_sid: a.kc_sid,
+                login_id: Some(a.login_id),
+            },
+            None => SessionIndex {
+                user_id: None,
+                kc_sid: None,
+                login_id: None,
+            },
+        }
+    }
+}
+
+/// Reads the auth value out of a raw stored state (used by the refresh lease, which works on the
+/// row directly).
+pub fn auth_from_state(raw_state: &str) -> Option<AuthSession> {
+    let state: HashMap<String, String> = serde_json::from_str(raw_state).ok()?;
+    serde_json::from_str(state.get(AUTH_KEY)?).ok()
+}
+
+/// Writes an auth value into a raw stored state, keeping the other entries.
+pub fn state_with_auth(raw_state: &str, auth: &AuthSession) -> Option<String> {
+    let mut state: HashMap<String, String> = serde_json::from_str(raw_state).ok()?;
+    state.insert(AUTH_KEY.into(), serde_json::to_string(auth).ok()?);
+    serde_json::to_string(&state).ok()
+}
+
+impl FromRequest for TypedSession {
+    type Error = actix_web::Error;
+    type Future = Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
+        ready(Ok(TypedSession(req.get_session())))
+    }
+}

@@ -1,0 +1,170 @@
+//! actix-session's [`SessionStore`] on keygate's own database. The browser's cookie carries only a
+//! random key; the row is stored under the key's SHA-256, so a copy of the table cannot be replayed
+//! as cookies.
+
+use std::collections::HashMap;
+
+use actix_session::storage::{LoadError, SaveError, SessionKey, SessionStore, UpdateError};
+use actix_web::cookie::time::Duration;
+
+use crate::crypto::{random_token, sha256_hex};
+use crate::db::{self, DbError, Pool};
+use crate::models::session_row::{self, SessionRow};
+use crate::session::SessionIndex;
+
+#[derive(Clone)]
+pub struct DbSessionStore {
+    pool: Pool,
+}
+
+impl DbSessionStore {
+    pub fn new(pool: Pool) -> Self {
+        DbSessionStore { pool }
+    }
+
+    async fn write(
+        &self,
+        key_hash: String,
+        state: HashMap<String, String>,
+        ttl: &Duration,
+        insert: bool,
+    ) -> Result<bool, WriteError> {
+        let body = serde_json::to_string(&state).map_err(WriteError::Serialize)?;
+        let expires_at = db::now() + ttl.whole_seconds();
+        let index = SessionIndex::of(&state);
+        let matched = db::run(&self.pool, move |conn| {
+            let row = SessionRow {
+                key_hash: &key_hash,
+                state: &body,
+                expires_at,
+                user_id: index.user_id,
+                kc_sid: index.kc_sid.as_deref(),
+                login_id: index.login_id.as_deref(),
+            };
+            if insert {
+                session_row::insert(conn, &row)?;
+                Ok(true)
+            } else {
+                Ok(session_row::update(conn, &row)? > 0)
+            }
+        })
+        .await?;
+        Ok(matched)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum WriteError {
+    #[error("cannot serialize session state")]
+    Serialize(#[source] serde_json::Error),
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+fn new_key() -> (SessionKey, String) {
+    // 256 bits of randomness; the key itself never reaches the database.
+    let key = random_token(32);
+    let hash = sha256_hex(&key);
+    let key = SessionKey::try_from(key).expect("a 43-character key is within the cookie limit");
+    (key, hash)
+}
+
+impl SessionStore for DbSessionStore {
+    async fn load(
+        &self,
+        session_key: &SessionKey,
+    ) -> Result<Option<HashMap<String, String>>, LoadError> {
+        let key_hash = sha256_hex(session_key.as_ref());
+        let raw = db::run(&self.pool, move |conn| {
+            Ok(session_row::load_state(conn, &key_hash, db::now())?)
+        })
+        .await
+        .map_err(|e| LoadError::Other(e.into()))?;
+        match raw {
+            None => Ok(None),
+            Some(raw) => match serde_json::from_str(&raw) {
+                Ok(state) => Ok(Some(state)),
+                Err(e) => {
+                    // An unreadable row is a lost session, not an error page for the user.
+                    log::warn!("dropping unreadable session state: {e}");
+                    Ok(None)
+                }
+            },
+        }
+    }
+
+    async fn save(
+        &self,
+        session_state: HashMap<String, String>,
+        ttl: &Duration,
+    ) -> Result<SessionKey, SaveError> {
+        let (key, hash) = new_key();
+        match self.write(hash, session_state, ttl, true).await {
+            Ok(_) => Ok(key),
+            Err(WriteError::Serialize(e)) => Err(SaveError::Serialization(e.into())),
+            Err(WriteError::Db(e)) => Err(SaveError::Other(e.into())),
+        }
+    }
+
+    async fn update(
+        &self,
+        session_key: SessionKey,
+        session_state: HashMap<String, String>,
+        ttl: &Duration,
+    ) -> Result<SessionKey, UpdateError> {
+        let hash = sha256_hex(session_key.as_ref());
+        match self.write(hash, session_state.clone(), ttl, false).await {
+            Ok(true) => Ok(session_key),
+            // The row is gone (expired, or ended by a back-channel logout while this request
+            // ran): do not resurrect a signed-in state; start over with a fresh key.
+            Ok(false) => {
+                let mut state = session_state;
+                state.retain(|k, _| k != "auth");
+                self.save(state, ttl).await.map_err(|e| match e {
+                    SaveError::Serialization(e) => UpdateError::Serialization(e),
+                    SaveError::Other(e) => UpdateError::Other(e),
+                })
+            }
+            Err(WriteError::Serialize(e)) => Err(UpdateError::Serialization(e.into())),
+            Err(WriteError::Db(e)) => Err(UpdateError::Other(e.into())),
+        }
+    }
+
+    async fn update_ttl(&self, session_key: &SessionKey, ttl: &Duration) -> anyhow::Result<()> {
+        let hash = sha256_hex(session_key.as_ref());
+        let expires_at = db::now() + ttl.whole_seconds();
+        db::run(&self.pool, move |conn| {
+            Ok(session_row::update_expiry(conn, &hash, expires_at)?)
+        })
+        .await?;
+        Ok(())
+    }
+
+    async fn delete(&self, session_key: &SessionKey) -> anyhow::Result<()> {
+        let hash = sha256_hex(session_key.as_ref());
+        db::run(&self.pool, move |conn| {
+            Ok(session_row::delete(conn, &hash)?)
+        })
+        .await?;
+        Ok(())
+    }
+}
+
+/// Deletes expired rows every `every`, for as long as the server runs.
+pub fn spawn_purger(pool: Pool, every: std::time::Duration) {
+    actix_web::rt::spawn(async move {
+        let mut tick = actix_web::rt::time::interval(every);
+        loop {
+            tick.tick().await;
+            match db::run(&pool, |conn| {
+                Ok(session_row::purge_expired(conn, db::now())?)
+            })
+            .await
+            {
+                Ok(0) => {}
+                Ok(n) => log::info!("purged {n} expired session(s)"),
+                Err(e) => log::warn!("session purge failed: {e}"),
+            }
+        }
+    });
+}

@@ -1,0 +1,288 @@
+//! Settings, read once from the environment into typed values.
+//!
+//! Every variable is named in the error that rejects it, so a bad deployment fails at start-up with
+//! one line that says what to fix. Secrets are wrapped in [`Secret`] and never print.
+
+use std::fmt;
+use std::time::Duration;
+
+use url::Url;
+
+/// A value that must never reach a log line or an error message.
+#[derive(Clone)]
+pub struct Secret<T>(T);
+
+impl<T> Secret<T> {
+    pub fn new(value: T) -> Self {
+        Secret(value)
+    }
+
+    pub fn expose(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T> fmt::Debug for Secret<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// A setting that is missing or malformed: names the variable and what it expects.
+#[derive(Debug, thiserror::Error)]
+#[error("{name}: {problem}")]
+pub struct SettingsError {
+    pub name: &'static str,
+    pub problem: String,
+}
+
+fn bad(name: &'static str, problem: impl Into<String>) -> SettingsError {
+    SettingsError {
+        name,
+        problem: problem.into(),
+    }
+}
+
+/// Who may attach a first Keycloak login to an existing local user.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LinkPolicy {
+    /// A Keycloak subject maps only to its own `social_accounts` row (the safe default).
+    SubjectOnly,
+    /// A first login may attach to a local user with the same email, if Keycloak says the email
+    /// is verified. Only safe when every user of the realm proves ownership of their email.
+    VerifiedEmail,
+}
+
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Address to listen on (`KEYGATE_BIND`).
+    pub bind: String,
+    /// Public base URL (`KEYGATE_PUBLIC_URL`); `None` means "http:// + the bound address".
+    pub public_url: Option<Url>,
+    /// Diesel connection string: a SQLite path, or a `postgres://` URL.
+    pub database_url: String,
+    /// Key for the session cookie; `None` means "generate one" (only allowed on loopback).
+    pub session_secret: Option<Secret<Vec<u8>>>,
+    pub issuer_url: Url,
+    pub client_id: String,
+    pub client_secret: Secret<String>,
+    pub admin_role: String,
+    /// Where login-from-cookie sends the browser (`KEYGATE_UI_URL`).
+    pub ui_url: String,
+    /// The audience bearer tokens must carry (`KEYGATE_AUDIENCE`, default the client id).
+    pub audience: String,
+    /// Accept a token whose `azp` is our client when `aud` lacks it (`KEYGATE_ACCEPT_AZP`).
+    pub accept_azp: bool,
+    /// Clock skew tolerated on `exp`/`nbf`/`iat` (`KEYGATE_LEEWAY_SECONDS`).
+    pub leeway: Duration,
+    /// How long a browser session lives without activity (`KEYGATE_SESSION_TTL_SECONDS`).
+    pub session_ttl: Duration,
+    pub password_login: bool,
+    pub registration: bool,
+    pub link_policy: LinkPolicy,
+    pub audit_retention_days: u32,
+}
+
+impl Settings {
+    /// Reads settings from the process environment.
+    pub fn from_env() -> Result<Self, SettingsError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads settings through `lookup`, so tests can pass a map instead of the environment.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, SettingsError> {
+        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+
+        let bind = get("KEYGATE_BIND").unwrap_or_else(|| "127.0.0.1:8000".into());
+        let public_url = match get("KEYGATE_PUBLIC_URL") {
+            Some(raw) => Some(parse_base_url("KEYGATE_PUBLIC_URL", &raw)?),
+            None => None,
+        };
+        let database_url = get("KEYGATE_DATABASE_URL").unwrap_or_else(|| "keygate.db".into());
+
+        let session_secret = match get("KEYGATE_SESSION_SECRET") {
+            Some(raw) if raw.len() < 64 => {
+                return Err(bad(
+                    "KEYGATE_SESSION_SECRET",
+                    format!("expected at least 64 bytes, got {}", raw.len()),
+                ))
+            }
+            Some(raw) => Some(Secret::new(raw.into_bytes())),
+            None => None,
+        };
+
+        let issuer_raw = get("KEYGATE_ISSUER_URL").ok_or_else(|| {
+            bad(
+                "KEYGATE_ISSUER_URL",
+                "required: the realm's issuer, e.g. http://127.0.0.1:8180/realms/keygate",
+            )
+        })?;
+        let issuer_url = parse_base_url("KEYGATE_ISSUER_URL", &issuer_raw)?;
+        let client_id = get("KEYGATE_CLIENT_ID")
+            .ok_or_else(|| bad("KEYGATE_CLIENT_ID", "required: the Keycloak client id"))?;
+        let client_secret = get("KEYGATE_CLIENT_SECRET")
+            .map(Secret::new)
+            .ok_or_else(|| {
+                bad(
+                    "KEYGATE_CLIENT_SECRET",
+                    "required: the confidential client's secret",
+                )
+            })?;
+
+        let ui_url = get("KEYGATE_UI_URL").unwrap_or_else(|| "/token".into());
+        if !(ui_url.starts_with('/') && !ui_url.starts_with("//")) {
+            return Err(bad(
+                "KEYGATE_UI_URL",
+                "expected a path on this site starting with /, e.g. /token",
+            ));
+        }
+
+        let link_policy = match get("KEYGATE_LINK_BY_EMAIL").as_deref() {
+            None | Some("off") | Some("false") => LinkPolicy::SubjectOnly,
+            Some("verified") => LinkPolicy::VerifiedEmail,
+            Some(other) => {
+                return Err(bad(
+                    "KEYGATE_LINK_BY_EMAIL",
+                    format!("expected `off` or `verified`, got `{other}`"),
+                ))
+            }
+        };
+
+        Ok(Settings {
+            bind,
+            public_url,
+            database_url,
+            session_secret,
+            audience: get("KEYGATE_AUDIENCE").unwrap_or_else(|| client_id.clone()),
+            issuer_url,
+            client_id,
+            client_secret,
+            admin_role: get("KEYGATE_ADMIN_ROLE").unwrap_or_else(|| "keygate-admin".into()),
+            ui_url,
+            accept_azp: parse_bool(&get, "KEYGATE_ACCEPT_AZP", false)?,
+            leeway: Duration::from_secs(parse_num(&get, "KEYGATE_LEEWAY_SECONDS", 30)?),
+            session_ttl: Duration::from_secs(parse_num(
+                &get,
+                "KEYGATE_SESSION_TTL_SECONDS",
+                12 * 3600,
+            )?),
+            password_login: parse_bool(&get, "KEYGATE_PASSWORD_LOGIN", false)?,
+            registration: parse_bool(&get, "KEYGATE_REGISTRATION", true)?,
+            link_policy,
+            audit_retention_days: parse_num(&get, "KEYGATE_AUDIT_RETENTION_DAYS", 90)? as u32,
+        })
+    }
+}
+
+fn parse_base_url(name: &'static str, raw: &str) -> Result<Url, SettingsError> {
+    let url = Url::parse(raw.trim_end_matches('/'))
+        .map_err(|e| bad(name, format!("expected an absolute http(s) URL ({e})")))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err(bad(name, "expected an absolute http(s) URL"));
+    }
+    Ok(url)
+}
+
+fn parse_bool(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    default: bool,
+) -> Result<bool, SettingsError> {
+    match get(name).map(|v| v.to_ascii_lowercase()).as_deref() {
+        None => Ok(default),
+        Some("1" | "true" | "yes" | "on") => Ok(true),
+        Some("0" | "false" | "no" | "off") => Ok(false),
+        Some(other) => Err(bad(name, format!("expected true or false, got `{other}`"))),
+    }
+}
+
+fn parse_num(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    default: u64,
+) -> Result<u64, SettingsError> {
+    match get(name) {
+        None => Ok(default),
+        Some(raw) => raw
+            .trim()
+            .parse()
+            .map_err(|_| bad(name, format!("expected a whole number, got `{raw}`"))),
+    }
+}
+
+/// True when `url` points at this machine, where a generated session secret is acceptable.
+pub fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d == "localhost",
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn from(pairs: &[(&str, &str)]) -> Result<Settings, SettingsError> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Settings::from_lookup(|k| map.get(k).cloned())
+    }
+
+    const REQUIRED: [(&str, &str); 3] = [
+        ("KEYGATE_ISSUER_URL", "http://127.0.0.1:8180/realms/keygate"),
+        ("KEYGATE_CLIENT_ID", "keygate"),
+        ("KEYGATE_CLIENT_SECRET", "s3cret"),
+    ];
+
+    #[test]
+    fn defaults_fill_everything_but_the_client() {
+        let s = from(&REQUIRED).expect("valid");
+        assert_eq!(s.bind, "127.0.0.1:8000");
+        assert_eq!(s.database_url, "keygate.db");
+        assert_eq!(s.admin_role, "keygate-admin");
+        assert_eq!(s.ui_url, "/token");
+        assert_eq!(s.audience, "keygate");
+        assert_eq!(s.leeway, Duration::from_secs(30));
+        assert_eq!(s.link_policy, LinkPolicy::SubjectOnly);
+    }
+
+    #[test]
+    fn a_missing_issuer_names_the_variable() {
+        let err = from(&REQUIRED[1..]).unwrap_err();
+        assert_eq!(err.name, "KEYGATE_ISSUER_URL");
+    }
+
+    #[test]
+    fn a_short_session_secret_is_refused() {
+        let mut pairs = REQUIRED.to_vec();
+        pairs.push(("KEYGATE_SESSION_SECRET", "too-short"));
+        assert_eq!(from(&pairs).unwrap_err().name, "KEYGATE_SESSION_SECRET");
+    }
+
+    #[test]
+    fn malformed_values_are_refused_with_their_name() {
+        for (name, value) in [
+            ("KEYGATE_PUBLIC_URL", "not a url"),
+            ("KEYGATE_PUBLIC_URL", "ftp://example.com"),
+            ("KEYGATE_ACCEPT_AZP", "maybe"),
+            ("KEYGATE_LEEWAY_SECONDS", "-1"),
+            ("KEYGATE_UI_URL", "https://evil.example/"),
+            ("KEYGATE_LINK_BY_EMAIL", "always"),
+        ] {
+            let mut pairs = REQUIRED.to_vec();
+            pairs.push((name, value));
+            assert_eq!(from(&pairs).unwrap_err().name, name, "{name}={value}");
+        }
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        let s = from(&REQUIRED).expect("valid");
+        assert!(!format!("{s:?}").contains("s3cret"));
+    }
+}
