@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Runs keygate's whole test suite against a real Keycloak and PostgreSQL on loopback.
+# FIRST DRAFT (tooling side); the Rust side owns and extends it.
+#
+# Starts Keycloak (scripts/keycloak.sh) and PostgreSQL (scripts/postgres.sh) unless they already run,
+# and stops at exit only what it started (KEYGATE_KEEP_SERVICES=1 keeps them running anyway).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+started_keycloak=0
+started_postgres=0
+cleanup() {
+  local rc=$?
+  if [ "${KEYGATE_KEEP_SERVICES:-0}" != 1 ]; then
+    if [ "$started_keycloak" = 1 ]; then scripts/keycloak.sh stop || true; fi
+    if [ "$started_postgres" = 1 ]; then scripts/postgres.sh stop || true; fi
+  fi
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+if ! scripts/keycloak.sh status >/dev/null 2>&1; then
+  started_keycloak=1
+fi
+scripts/keycloak.sh start
+
+if ! scripts/postgres.sh status >/dev/null 2>&1; then
+  started_postgres=1
+fi
+scripts/postgres.sh start >/dev/null
+
+eval "$(scripts/keycloak.sh env)"
+KEYGATE_TEST_POSTGRES_URL=$(scripts/postgres.sh url)
+export KEYGATE_TEST_POSTGRES_URL
+
+mkdir -p artifacts
+export KEYGATE_ARTIFACTS_DIR="$PWD/artifacts"
+
+cargo test --locked
+
+if [ -f tests/browser/run.mjs ]; then
+  if [ ! -d tests/browser/node_modules ]; then
+    (cd tests/browser && npm ci --no-audit --no-fund)
+  fi
+  node tests/browser/run.mjs
+fi

@@ -1,0 +1,341 @@
+//! Test harness: the real keygate on a free port, a fresh SQLite file (or PostgreSQL database) per
+//! test, and the real Keycloak started by `./scripts/keycloak.sh start`.
+
+use std::collections::HashMap;
+use std::sync::Once;
+
+use keygate::db::{DbConn, Pool};
+use keygate::settings::Settings;
+use keygate::startup::{AppState, Application};
+use reqwest::redirect::Policy;
+use serde_json::Value;
+
+pub const ALICE: (&str, &str) = ("alice", "alice-password");
+pub const BOB: (&str, &str) = ("bob", "bob-password");
+
+pub fn env_or(name: &str, default: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| default.to_string())
+}
+
+pub fn issuer() -> String {
+    env_or("KEYGATE_ISSUER_URL", "http://127.0.0.1:8180/realms/keygate")
+}
+
+pub fn keycloak_base() -> String {
+    env_or("KEYCLOAK_ADMIN_URL", "http://127.0.0.1:8180")
+}
+
+static LOGGER: Once = Once::new();
+
+/// Fails loudly, with how to fix it, when Keycloak is not there.
+pub async fn require_keycloak() {
+    LOGGER.call_once(|| {
+        let _ = env_logger::builder()
+            .is_test(true)
+            .parse_filters(&env_or("RUST_LOG", "warn"))
+            .try_init();
+    });
+    let url = format!("{}/.well-known/openid-configuration", issuer());
+    let ok = reqwest::get(&url)
+        .await
+        .map(|r| r.status().is_success())
+        .unwrap_or(false);
+    assert!(
+        ok,
+        "Keycloak is not answering at {url}.\nThese tests run against a real Keycloak: start it \
+         with `./scripts/keycloak.sh start` (or run everything with `./scripts/test.sh`)."
+    );
+}
+
+pub enum Db {
+    Sqlite,
+    Postgres,
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub app_state: std::sync::Arc<AppState>,
+    _dir: tempfile::TempDir,
+}
+
+pub struct AppOptions {
+    pub db: Db,
+    pub issuer: String,
+    pub extra: Vec<(&'static str, String)>,
+}
+
+impl Default for AppOptions {
+    fn default() -> Self {
+        AppOptions {
+            db: Db::Sqlite,
+            issuer: issuer(),
+            extra: vec![],
+        }
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(AppOptions::default()).await
+}
+
+pub async fn spawn_app_with(opts: AppOptions) -> TestApp {
+    require_keycloak().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let database_url = match opts.db {
+        Db::Sqlite => dir.path().join("keygate.db").to_string_lossy().into_owned(),
+        Db::Postgres => fresh_postgres_database(),
+    };
+    let mut vars: HashMap<String, String> = HashMap::from([
+        ("KEYGATE_BIND".into(), "127.0.0.1:0".into()),
+        ("KEYGATE_DATABASE_URL".into(), database_url),
+        ("KEYGATE_ISSUER_URL".into(), opts.issuer.clone()),
+        (
+            "KEYGATE_CLIENT_ID".into(),
+            env_or("KEYGATE_CLIENT_ID", "keygate"),
+        ),
+        (
+            "KEYGATE_CLIENT_SECRET".into(),
+            env_or("KEYGATE_CLIENT_SECRET", "keygate-dev-secret"),
+        ),
+    ]);
+    for (k, v) in opts.extra {
+        vars.insert(k.to_string(), v);
+    }
+    let settings = Settings::from_lookup(|k| vars.get(k).cloned()).expect("test settings");
+    let app = Application::build(settings).await.expect("app builds");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let app_state = app.state();
+    tokio::spawn(app.run_until_stopped());
+    TestApp {
+        address,
+        client: browser(),
+        app_state,
+        _dir: dir,
+    }
+}
+
+/// A client that behaves like a browser tab: keeps cookies, does not follow redirects (tests
+/// follow them by hand to assert each hop).
+pub fn browser() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(Policy::none())
+        .build()
+        .expect("client")
+}
+
+/// A new PostgreSQL database for one test, on the server of `KEYGATE_TEST_POSTGRES_URL`.
+pub fn fresh_postgres_database() -> String {
+    use diesel::{Connection, RunQueryDsl};
+    let admin_url = std::env::var("KEYGATE_TEST_POSTGRES_URL").unwrap_or_else(|_| {
+        panic!(
+            "KEYGATE_TEST_POSTGRES_URL is not set. The PostgreSQL tests need a server: run \
+             `./scripts/postgres.sh start` and export KEYGATE_TEST_POSTGRES_URL=$(./scripts/postgres.sh url) \
+             (./scripts/test.sh does both)."
+        )
+    });
+    let mut conn = diesel::pg::PgConnection::establish(&admin_url)
+        .unwrap_or_else(|e| panic!("cannot connect to {admin_url}: {e}"));
+    let name = format!(
+        "keygate_t_{}",
+        keygate::crypto::random_token(6)
+            .to_lowercase()
+            .replace(['-', '_'], "x")
+    );
+    diesel::sql_query(format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .expect("create test database");
+    let mut url = url::Url::parse(&admin_url).expect("postgres url");
+    url.set_path(&format!("/{name}"));
+    url.to_string()
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    pub fn pool(&self) -> &Pool {
+        &self.app_state.pool
+    }
+
+    pub fn conn(&self) -> r2d2::PooledConnection<diesel::r2d2::ConnectionManager<DbConn>> {
+        self.pool().get().expect("db connection")
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).send().await.expect("GET")
+    }
+
+    /// The full authorization-code flow over HTTP: keygate → Keycloak's login form → callback.
+    /// Returns the callback's response (a redirect to `next` on success).
+    pub async fn login(&self, user: (&str, &str), next: &str) -> reqwest::Response {
+        let callback = self.login_until_callback(user, next).await;
+        self.client.get(callback).send().await.expect("callback")
+    }
+
+    /// Runs the flow up to, but not including, the callback; returns the callback URL.
+    pub async fn login_until_callback(&self, user: (&str, &str), next: &str) -> String {
+        keycloak_login_until_callback(&self.client, &self.address, user, next).await
+    }
+
+    pub async fn me(&self) -> reqwest::Response {
+        self.get("/api/me").await
+    }
+
+    pub fn user_count(&self) -> i64 {
+        count(&mut self.conn(), "users")
+    }
+
+    pub fn session_count(&self) -> i64 {
+        count(&mut self.conn(), "sessions")
+    }
+}
+
+pub fn count(conn: &mut DbConn, table: &str) -> i64 {
+    use diesel::RunQueryDsl;
+    #[derive(diesel::QueryableByName)]
+    struct N {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    diesel::sql_query(format!("SELECT COUNT(*) AS n FROM {table}"))
+        .get_result::<N>(conn)
+        .expect("count")
+        .n
+}
+
+pub fn location(r: &reqwest::Response) -> String {
+    r.headers()
+        .get("location")
+        .unwrap_or_else(|| panic!("no Location header on {} {}", r.status(), r.url()))
+        .to_str()
+        .expect("ascii location")
+        .to_string()
+}
+
+/// Drives `client` through keygate's start URL and Keycloak's login page.
+pub async fn keycloak_login_until_callback(
+    client: &reqwest::Client,
+    address: &str,
+    user: (&str, &str),
+    next: &str,
+) -> String {
+    let start = client
+        .get(format!("{address}/login/keycloak"))
+        .query(&[("next", next)])
+        .send()
+        .await
+        .expect("start login");
+    assert_eq!(
+        start.status(),
+        303,
+        "login start should redirect to Keycloak"
+    );
+    let auth_url = location(&start);
+    let page = client
+        .get(&auth_url)
+        .send()
+        .await
+        .expect("Keycloak auth page");
+    assert_eq!(page.status(), 200, "Keycloak login page for {auth_url}");
+    let html = page.text().await.expect("login page html");
+    let action = form_action(&html).expect("Keycloak login form action");
+    let submitted = client
+        .post(&action)
+        .form(&[
+            ("username", user.0),
+            ("password", user.1),
+            ("credentialId", ""),
+        ])
+        .send()
+        .await
+        .expect("submit Keycloak login form");
+    assert_eq!(
+        submitted.status(),
+        302,
+        "Keycloak should accept {}'s credentials and redirect back",
+        user.0
+    );
+    let callback = location(&submitted);
+    assert!(
+        callback.starts_with(&format!("{address}/login/callback?")),
+        "Keycloak redirected to {callback}"
+    );
+    callback
+}
+
+/// The `action` of Keycloak's login form, HTML entities undone.
+fn form_action(html: &str) -> Option<String> {
+    let form_at = html.find("id=\"kc-form-login\"")?;
+    let form_start = html[..form_at].rfind("<form")?;
+    let rest = &html[form_start..];
+    let a = rest.find("action=\"")? + "action=\"".len();
+    let end = rest[a..].find('"')?;
+    Some(rest[a..a + end].replace("&amp;", "&"))
+}
+
+pub async fn json(r: reqwest::Response) -> Value {
+    let status = r.status();
+    let text = r.text().await.expect("body");
+    serde_json::from_str(&text).unwrap_or_else(|_| panic!("expected JSON ({status}): {text}"))
+}
+
+/// Keycloak's admin REST API, as the master realm's bootstrap admin.
+pub struct KeycloakAdmin {
+    http: reqwest::Client,
+    token: String,
+    pub realm_url: String,
+}
+
+impl KeycloakAdmin {
+    pub async fn connect() -> Self {
+        let base = keycloak_base();
+        let http = reqwest::Client::new();
+        let token: Value = http
+            .post(format!(
+                "{base}/realms/master/protocol/openid-connect/token"
+            ))
+            .form(&[
+                ("grant_type", "password"),
+                ("client_id", "admin-cli"),
+                ("username", &env_or("KEYCLOAK_ADMIN_USER", "admin")),
+                ("password", &env_or("KEYCLOAK_ADMIN_PASSWORD", "admin")),
+            ])
+            .send()
+            .await
+            .expect("master token")
+            .json()
+            .await
+            .expect("master token json");
+        let realm = issuer().rsplit('/').next().unwrap_or("keygate").to_string();
+        KeycloakAdmin {
+            http,
+            token: token["access_token"]
+                .as_str()
+                .expect("admin access token")
+                .to_string(),
+            realm_url: format!("{base}/admin/realms/{realm}"),
+        }
+    }
+
+    pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, format!("{}{}", self.realm_url, path))
+            .bearer_auth(&self.token)
+    }
+
+    pub async fn user_id(&self, username: &str) -> String {
+        let users: Value = self
+            .request(reqwest::Method::GET, "/users")
+            .query(&[("username", username), ("exact", "true")])
+            .send()
+            .await
+            .expect("find user")
+            .json()
+            .await
+            .expect("users json");
+        users[0]["id"].as_str().expect("user id").to_string()
+    }
+}

@@ -1,0 +1,296 @@
+use serde_json::Value;
+
+use crate::helpers::*;
+use crate::proxy::FaultProxy;
+
+#[actix_web::test]
+async fn code_flow_signs_alice_in_and_creates_her_local_user() {
+    let app = spawn_app().await;
+    assert_eq!(app.user_count(), 0);
+
+    let done = app.login(ALICE, "/after").await;
+    assert_eq!(done.status(), 303);
+    assert_eq!(location(&done), "/after");
+
+    let me = app.me().await;
+    assert_eq!(me.status(), 200);
+    let me = json(me).await;
+    assert_eq!(me["username"], "alice");
+    assert_eq!(me["email"], "alice@example.com");
+    assert_eq!(me["first_name"], "Alice");
+    let accounts = me["accounts"].as_array().expect("accounts");
+    assert_eq!(accounts.len(), 1);
+    assert_eq!(accounts[0]["provider"], "keycloak");
+
+    // The social account is keyed by Keycloak's subject, which is alice's Keycloak user id.
+    let admin = KeycloakAdmin::connect().await;
+    assert_eq!(accounts[0]["uid"], admin.user_id("alice").await.as_str());
+    assert_eq!(app.user_count(), 1);
+    assert_eq!(count(&mut app.conn(), "social_accounts"), 1);
+
+    // extra_data holds the claims of this login, sid included (for back-channel logout).
+    let extra: String = {
+        use diesel::prelude::*;
+        use keygate::schema::social_accounts::dsl::*;
+        social_accounts
+            .select(extra_data)
+            .first(&mut app.conn())
+            .expect("extra_data")
+    };
+    let extra: Value = serde_json::from_str(&extra).expect("extra_data is JSON");
+    assert_eq!(extra["preferred_username"], "alice");
+    assert!(
+        extra["sid"].is_string(),
+        "claims keep Keycloak's sid: {extra}"
+    );
+}
+
+#[actix_web::test]
+async fn the_home_page_shows_who_is_signed_in() {
+    let app = spawn_app().await;
+    let anonymous = app.get("/").await.text().await.unwrap();
+    assert!(anonymous.contains("You are not signed in"));
+    app.login(BOB, "/").await;
+    let home = app.get("/").await.text().await.unwrap();
+    assert!(home.contains("id=\"username\">bob<"), "{home}");
+}
+
+#[actix_web::test]
+async fn a_second_login_reuses_the_user_and_renews_the_session_key() {
+    let app = spawn_app().await;
+    app.login(BOB, "/").await;
+    let first = json(app.me().await).await;
+
+    // A new browser, same Keycloak user.
+    let other = browser();
+    let cb = keycloak_login_until_callback(&other, &app.address, BOB, "/").await;
+    let r = other.get(cb).send().await.unwrap();
+    assert_eq!(r.status(), 303);
+    let second: Value = other
+        .get(app.url("/api/me"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(first["id"], second["id"]);
+    assert_eq!(app.user_count(), 1);
+    assert_eq!(count(&mut app.conn(), "social_accounts"), 1);
+    assert_eq!(app.session_count(), 2);
+}
+
+#[actix_web::test]
+async fn api_me_without_a_session_is_a_401_with_the_login_url() {
+    let app = spawn_app().await;
+    let r = app.me().await;
+    assert_eq!(r.status(), 401);
+    let body = json(r).await;
+    assert_eq!(body["error"]["code"], "auth_redirect");
+    let details = body["error"]["details"].as_str().expect("details");
+    assert_eq!(details, format!("{}/login/keycloak?next=%2F", app.address));
+    // Following it really starts a login.
+    let start = app.client.get(details).send().await.unwrap();
+    assert_eq!(start.status(), 303);
+    assert!(location(&start).starts_with(&issuer()));
+    // Nothing was written for the anonymous request.
+    assert_eq!(
+        app.session_count(),
+        1,
+        "only the started login has a session"
+    );
+}
+
+#[actix_web::test]
+async fn the_login_redirect_carries_state_nonce_and_pkce() {
+    let app = spawn_app().await;
+    let r = app.get("/login/keycloak?next=/x").await;
+    assert_eq!(r.status(), 303);
+    let url = url::Url::parse(&location(&r)).unwrap();
+    let q: std::collections::HashMap<_, _> = url.query_pairs().into_owned().collect();
+    assert_eq!(q["response_type"], "code");
+    assert_eq!(q["client_id"], "keygate");
+    assert_eq!(q["code_challenge_method"], "S256");
+    assert!(q["code_challenge"].len() >= 43);
+    assert!(q["state"].len() >= 16 && q["nonce"].len() >= 16);
+    assert!(q["scope"].split(' ').any(|s| s == "openid"));
+    assert_eq!(q["redirect_uri"], format!("{}/login/callback", app.address));
+}
+
+#[actix_web::test]
+async fn a_wrong_state_is_refused_and_writes_nothing() {
+    let app = spawn_app().await;
+    let callback = app.login_until_callback(ALICE, "/").await;
+    let mut url = url::Url::parse(&callback).unwrap();
+    let pairs: Vec<(String, String)> = url
+        .query_pairs()
+        .into_owned()
+        .map(|(k, v)| {
+            if k == "state" {
+                (k, "forged".into())
+            } else {
+                (k, v)
+            }
+        })
+        .collect();
+    url.query_pairs_mut().clear().extend_pairs(pairs);
+    let r = app.client.get(url.as_str()).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    let page = r.text().await.unwrap();
+    assert!(
+        page.contains("does not match a sign-in started in this browser"),
+        "{page}"
+    );
+    assert_eq!(app.user_count(), 0);
+    assert_eq!(app.me().await.status(), 401);
+}
+
+#[actix_web::test]
+async fn a_callback_from_another_browser_is_refused() {
+    let app = spawn_app().await;
+    let callback = app.login_until_callback(ALICE, "/").await;
+    // An attacker's browser has no pending login: login CSRF fails.
+    let r = browser().get(&callback).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(app.user_count(), 0);
+}
+
+#[actix_web::test]
+async fn a_replayed_callback_is_refused() {
+    let app = spawn_app().await;
+    let callback = app.login_until_callback(ALICE, "/").await;
+    assert_eq!(
+        app.client.get(&callback).send().await.unwrap().status(),
+        303
+    );
+    let again = app.client.get(&callback).send().await.unwrap();
+    assert_eq!(again.status(), 400);
+    assert_eq!(app.user_count(), 1);
+}
+
+#[actix_web::test]
+async fn an_error_from_keycloak_is_a_clear_400_page() {
+    let app = spawn_app().await;
+    let r = app
+        .get("/login/callback?error=access_denied&error_description=%3Cscript%3E&state=x")
+        .await;
+    assert_eq!(r.status(), 400);
+    let page = r.text().await.unwrap();
+    assert!(page.contains("cancelled or denied"), "{page}");
+    assert!(!page.contains("<script>"), "provider text must be escaped");
+    let missing = app.get("/login/callback").await;
+    assert_eq!(missing.status(), 400);
+    assert_eq!(app.session_count(), 0);
+}
+
+#[actix_web::test]
+async fn a_foreign_next_url_falls_back_to_home() {
+    let app = spawn_app().await;
+    let done = app.login(ALICE, "https://evil.example/steal").await;
+    assert_eq!(location(&done), "/");
+    let app2 = spawn_app().await;
+    let done = app2.login(ALICE, "//evil.example").await;
+    assert_eq!(location(&done), "/");
+}
+
+#[actix_web::test]
+async fn a_tampered_session_cookie_counts_as_no_session() {
+    let app = spawn_app().await;
+    app.login(ALICE, "/").await;
+    let url = reqwest::Url::parse(&app.address).unwrap();
+    let jar = reqwest::cookie::Jar::default();
+    jar.add_cookie_str("keygate_session=AAAAtampered%2Fvalue", &url);
+    let client = reqwest::Client::builder()
+        .cookie_provider(std::sync::Arc::new(jar))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = client.get(app.url("/api/me")).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    assert_eq!(json(r).await["error"]["code"], "auth_redirect");
+    let page = client.get(app.url("/")).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+}
+
+#[actix_web::test]
+async fn keycloak_down_is_a_503_page_and_keygate_recovers_when_it_returns() {
+    let mut proxy = FaultProxy::start().await;
+    let app = spawn_app_with(AppOptions {
+        issuer: proxy.issuer(),
+        ..Default::default()
+    })
+    .await;
+    proxy.cut();
+
+    let r = app.get("/login/keycloak?next=/").await;
+    assert_eq!(r.status(), 503);
+    let page = r.text().await.unwrap();
+    assert!(page.contains("Identity provider unreachable"), "{page}");
+    // Other pages keep working.
+    assert_eq!(app.get("/").await.status(), 200);
+    assert_eq!(app.get("/healthz").await.status(), 200);
+
+    proxy.restore().await;
+    let r = app.get("/login/keycloak?next=/").await;
+    assert_eq!(r.status(), 303, "keygate should recover without a restart");
+    let callback = keycloak_login_until_callback(&app.client, &app.address, ALICE, "/").await;
+
+    // Keycloak goes down between its login page and the code exchange.
+    proxy.cut();
+    let r = app.client.get(&callback).send().await.unwrap();
+    assert_eq!(r.status(), 503);
+    assert_eq!(
+        app.user_count(),
+        0,
+        "nothing is written when the exchange fails"
+    );
+    proxy.restore().await;
+}
+
+#[actix_web::test]
+async fn unknown_pages_and_bad_query_strings_are_clear_errors() {
+    let app = spawn_app().await;
+    assert_eq!(app.get("/nope").await.status(), 404);
+    let api = app.get("/api/nope").await;
+    assert_eq!(api.status(), 404);
+    assert_eq!(json(api).await["error"]["code"], "not_found");
+    let r = app.get("/login/callback?code=%ZZ&state=%").await;
+    assert!(r.status().is_client_error(), "{}", r.status());
+}
+
+#[actix_web::test]
+async fn pages_send_security_headers_and_session_cookies_are_httponly_lax() {
+    let app = spawn_app().await;
+    let r = app.get("/login/keycloak?next=/").await;
+    let cookie = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .find(|c| c.starts_with("keygate_session="))
+        .expect("session cookie");
+    assert!(cookie.contains("HttpOnly"), "{cookie}");
+    assert!(cookie.contains("SameSite=Lax"), "{cookie}");
+    assert!(
+        !cookie.contains("Secure"),
+        "plain http on loopback: {cookie}"
+    );
+    let home = app.get("/").await;
+    let csp = home.headers()["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"));
+    assert_eq!(home.headers()["x-frame-options"], "DENY");
+}
+
+#[actix_web::test]
+async fn code_flow_works_on_postgres_too() {
+    let app = spawn_app_with(AppOptions {
+        db: Db::Postgres,
+        ..Default::default()
+    })
+    .await;
+    let done = app.login(ALICE, "/").await;
+    assert_eq!(done.status(), 303);
+    assert_eq!(json(app.me().await).await["username"], "alice");
+    assert_eq!(app.user_count(), 1);
+    assert_eq!(app.session_count(), 1);
+}
