@@ -12,6 +12,7 @@ pub mod jwt;
 pub mod models;
 pub mod next_url;
 pub mod oidc;
+pub mod refresh;
 pub mod routes;
 pub mod schema;
 pub mod session;

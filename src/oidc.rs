@@ -77,7 +77,7 @@ const ALLOWED_ALGS: [CoreJwsSigningAlgorithm; 9] = [
 const DISCOVERY_TTL: Duration = Duration::from_secs(3600);
 /// Least time between two forced re-discoveries (an unknown key id must not become a way to
 /// make keygate hammer Keycloak).
-const MIN_REFETCH: Duration = Duration::from_secs(10);
+const MIN_REFETCH: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum OidcError {

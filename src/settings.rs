@@ -81,6 +81,8 @@ pub struct Settings {
     pub registration: bool,
     pub link_policy: LinkPolicy,
     pub audit_retention_days: u32,
+    /// Cache validated access tokens until they expire (`KEYGATE_TOKEN_CACHE`, default true).
+    pub token_cache: bool,
 }
 
 impl Settings {
@@ -170,6 +172,7 @@ impl Settings {
             registration: parse_bool(&get, "KEYGATE_REGISTRATION", true)?,
             link_policy,
             audit_retention_days: parse_num(&get, "KEYGATE_AUDIT_RETENTION_DAYS", 90)? as u32,
+            token_cache: parse_bool(&get, "KEYGATE_TOKEN_CACHE", true)?,
         })
     }
 }

@@ -29,6 +29,8 @@ pub struct AppState {
     pub tokens: TokenValidator,
     /// Cookies get `Secure` when keygate is served over https.
     pub secure_cookies: bool,
+    /// Refreshes this process made at Keycloak (observability, and tests of the refresh lease).
+    pub refreshes: std::sync::atomic::AtomicU64,
 }
 
 impl AppState {
@@ -71,6 +73,7 @@ impl Application {
             pool: pool.clone(),
             oidc,
             tokens,
+            refreshes: Default::default(),
         });
         spawn_purger(pool.clone(), std::time::Duration::from_secs(300));
 

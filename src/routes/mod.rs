@@ -5,6 +5,7 @@ use actix_web::{web, HttpResponse};
 mod api;
 mod home;
 mod login;
+mod token;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.app_data(web::QueryConfig::default().error_handler(|err, _req| {
@@ -23,6 +24,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         web::get().to(login::start_keycloak_login),
     )
     .route("/login/callback", web::get().to(login::callback))
+    .route("/token", web::get().to(token::token_page))
+    .route("/api/token", web::post().to(token::issue_token))
     .route("/api/me", web::get().to(api::me))
     .route("/static/{name}", web::get().to(static_file))
     .default_service(web::to(not_found));

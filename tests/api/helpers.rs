@@ -339,3 +339,193 @@ impl KeycloakAdmin {
         users[0]["id"].as_str().expect("user id").to_string()
     }
 }
+
+/// A Keycloak user made for one test, so tests that sign users out of Keycloak or change them do
+/// not disturb each other.
+pub struct TestUser {
+    pub username: String,
+    pub password: String,
+    pub id: String,
+}
+
+impl TestUser {
+    pub fn creds(&self) -> (&str, &str) {
+        (&self.username, &self.password)
+    }
+}
+
+/// A copy of the `keygate` client with its own id and a short access-token lifespan.
+pub struct TestClient {
+    pub client_id: String,
+    pub secret: String,
+    pub uuid: String,
+}
+
+impl KeycloakAdmin {
+    pub async fn create_user(&self, prefix: &str) -> TestUser {
+        let username = format!(
+            "{prefix}-{}",
+            keygate::crypto::random_token(6)
+                .to_lowercase()
+                .replace(['-', '_'], "x")
+        );
+        let password = "test-password-1".to_string();
+        let r = self
+            .request(reqwest::Method::POST, "/users")
+            .json(&serde_json::json!({
+                "username": username, "enabled": true,
+                "email": format!("{username}@example.com"), "emailVerified": true,
+                "firstName": "Test", "lastName": prefix,
+                "credentials": [{"type": "password", "value": password, "temporary": false}],
+            }))
+            .send()
+            .await
+            .expect("create user");
+        assert_eq!(
+            r.status(),
+            201,
+            "create user: {}",
+            r.text().await.unwrap_or_default()
+        );
+        let id = location(&r).rsplit('/').next().unwrap().to_string();
+        TestUser {
+            username,
+            password,
+            id,
+        }
+    }
+
+    pub async fn logout_user(&self, id: &str) {
+        let r = self
+            .request(reqwest::Method::POST, &format!("/users/{id}/logout"))
+            .send()
+            .await
+            .expect("logout user");
+        assert!(r.status().is_success(), "logout user: {}", r.status());
+    }
+
+    /// Changes realm settings (a partial representation: only the given fields change).
+    pub async fn update_realm(&self, patch: Value) {
+        let r = self
+            .request(reqwest::Method::PUT, "")
+            .json(&patch)
+            .send()
+            .await
+            .expect("update realm");
+        assert!(r.status().is_success(), "update realm: {}", r.status());
+    }
+
+    /// Clones the `keygate` client under a new id with access tokens living `lifespan` seconds.
+    pub async fn short_lived_client(&self, lifespan: u32) -> TestClient {
+        let list: Value = self
+            .request(reqwest::Method::GET, "/clients")
+            .query(&[("clientId", "keygate")])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let mut rep = list[0].clone();
+        let client_id = format!(
+            "keygate-t-{}",
+            keygate::crypto::random_token(6)
+                .to_lowercase()
+                .replace(['-', '_'], "x")
+        );
+        let secret = format!("secret-{client_id}");
+        let obj = rep.as_object_mut().expect("client representation");
+        obj.remove("id");
+        obj.insert("clientId".into(), client_id.clone().into());
+        obj.insert("secret".into(), secret.clone().into());
+        obj.insert("serviceAccountsEnabled".into(), false.into());
+        let attrs = obj
+            .entry("attributes")
+            .or_insert_with(|| serde_json::json!({}));
+        attrs["access.token.lifespan"] = lifespan.to_string().into();
+        if let Some(a) = attrs.as_object_mut() {
+            a.remove("backchannel.logout.url");
+        }
+        if let Some(Value::Array(mappers)) = obj.get_mut("protocolMappers") {
+            for m in mappers.iter_mut() {
+                if let Some(m) = m.as_object_mut() {
+                    m.remove("id");
+                }
+            }
+        }
+        let r = self
+            .request(reqwest::Method::POST, "/clients")
+            .json(&rep)
+            .send()
+            .await
+            .expect("create client");
+        assert_eq!(
+            r.status(),
+            201,
+            "create client: {}",
+            r.text().await.unwrap_or_default()
+        );
+        let uuid = location(&r).rsplit('/').next().unwrap().to_string();
+        TestClient {
+            client_id,
+            secret,
+            uuid,
+        }
+    }
+
+    /// Keycloak's stored events of `kind` for a client.
+    pub async fn events(&self, kind: &str, client: &str) -> Vec<Value> {
+        let v: Value = self
+            .request(reqwest::Method::GET, "/events")
+            .query(&[("type", kind), ("client", client), ("max", "1000")])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        v.as_array().cloned().unwrap_or_default()
+    }
+}
+
+/// Keycloak's password grant, straight at the token endpoint (for tokens to throw at keygate).
+pub async fn password_grant(
+    issuer: &str,
+    client_id: &str,
+    secret: Option<&str>,
+    user: (&str, &str),
+) -> Value {
+    let mut form = vec![
+        ("grant_type", "password"),
+        ("client_id", client_id),
+        ("username", user.0),
+        ("password", user.1),
+        ("scope", "openid"),
+    ];
+    if let Some(s) = secret {
+        form.push(("client_secret", s));
+    }
+    let r = reqwest::Client::new()
+        .post(format!("{issuer}/protocol/openid-connect/token"))
+        .form(&form)
+        .send()
+        .await
+        .expect("password grant");
+    let status = r.status();
+    let v: Value = r.json().await.expect("token json");
+    assert!(status.is_success(), "password grant for {client_id}: {v}");
+    v
+}
+
+/// Options for an app that uses a test client (and, usually, no leeway).
+pub fn client_options(c: &TestClient) -> AppOptions {
+    AppOptions {
+        extra: vec![
+            ("KEYGATE_CLIENT_ID", c.client_id.clone()),
+            ("KEYGATE_CLIENT_SECRET", c.secret.clone()),
+            ("KEYGATE_AUDIENCE", "keygate".into()),
+            ("KEYGATE_LEEWAY_SECONDS", "0".into()),
+        ],
+        ..Default::default()
+    }
+}

@@ -4,3 +4,4 @@ mod helpers;
 mod login;
 mod proxy;
 mod race;
+mod tokens;

@@ -1,0 +1,177 @@
+//! Refreshing a session's access token, once per session at a time.
+//!
+//! With refresh-token rotation Keycloak accepts each refresh token once, so two concurrent refreshes
+//! of one session would log it out. The refresher takes a short lease on the session row (one
+//! conditional UPDATE, so it holds across keygate instances sharing the database), refreshes, writes
+//! the new tokens into the row and releases the lease. Everyone else waits for the lease to go and
+//! reuses the tokens it left in the row.
+
+use std::time::Duration;
+
+use crate::db::{self, now, DbError};
+use crate::models::session_row;
+use crate::oidc::OidcError;
+use crate::session::{auth_from_state, state_with_auth, AuthSession};
+use crate::startup::AppState;
+
+/// Longest a refresher may hold the lease (it is released at once when done).
+const LEASE_SECS: i64 = 20;
+/// How long a waiter waits for someone else's refresh before giving up.
+const WAIT: Duration = Duration::from_secs(25);
+/// A token with less life than this left is refreshed rather than handed out.
+pub const MIN_REMAINING_SECS: i64 = 5;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RefreshError {
+    /// Keycloak refused the refresh token (SSO session over, token revoked): the session ended.
+    #[error("the Keycloak session has ended: {0}")]
+    Ended(String),
+    /// The session row is gone (logged out elsewhere, expired).
+    #[error("the session no longer exists")]
+    Gone,
+    #[error("identity provider unavailable: {0}")]
+    Unavailable(String),
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+/// True when `auth`'s access token is still good for a while.
+pub fn is_fresh(auth: &AuthSession) -> bool {
+    auth.tokens.access_expires_at - now() > MIN_REMAINING_SECS
+}
+
+/// Returns the session's tokens, refreshed at Keycloak if they are stale (or when `force`), with at
+/// most one refresh of this login in flight anywhere.
+pub async fn fresh_tokens(
+    state: &AppState,
+    stale: &AuthSession,
+    force: bool,
+) -> Result<AuthSession, RefreshError> {
+    let login_id = stale.login_id.clone();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let current = read(state, &login_id).await?;
+        let moved_on = current.tokens.access_token != stale.tokens.access_token;
+        if is_fresh(&current) && (!force || moved_on) {
+            return Ok(current);
+        }
+        if take_lease(state, &login_id).await? {
+            return refresh_holding_lease(state, &login_id, stale, force).await;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(RefreshError::Unavailable(
+                "timed out waiting for another refresh of this session".into(),
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn refresh_holding_lease(
+    state: &AppState,
+    login_id: &str,
+    stale: &AuthSession,
+    force: bool,
+) -> Result<AuthSession, RefreshError> {
+    // Someone may have finished a refresh between our read and our lease.
+    let current = match read(state, login_id).await {
+        Ok(c) => c,
+        Err(e) => {
+            release(state, login_id, None).await;
+            return Err(e);
+        }
+    };
+    let moved_on = current.tokens.access_token != stale.tokens.access_token;
+    if is_fresh(&current) && (!force || moved_on) {
+        release(state, login_id, None).await;
+        return Ok(current);
+    }
+    let Some(refresh_token) = current.tokens.refresh_token.clone() else {
+        end_login(state, login_id).await;
+        return Err(RefreshError::Ended("no refresh token".into()));
+    };
+    state
+        .refreshes
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    match state.oidc.refresh(&refresh_token).await {
+        Ok(tokens) => {
+            let mut next = current;
+            // Keycloak's refreshed ID token is the one to hint at logout.
+            let old_id_token = next.tokens.id_token.take();
+            next.tokens = tokens;
+            if next.tokens.id_token.is_none() {
+                next.tokens.id_token = old_id_token;
+            }
+            release(state, login_id, Some(&next)).await;
+            log::info!("refreshed the access token of user {}", next.user_id);
+            Ok(next)
+        }
+        Err(OidcError::Rejected { error, description }) => {
+            end_login(state, login_id).await;
+            Err(RefreshError::Ended(format!("{error}: {description}")))
+        }
+        Err(OidcError::Unavailable(why)) => {
+            release(state, login_id, None).await;
+            Err(RefreshError::Unavailable(why))
+        }
+        Err(other) => {
+            release(state, login_id, None).await;
+            Err(RefreshError::Unexpected(anyhow::Error::new(other)))
+        }
+    }
+}
+
+async fn read(state: &AppState, login_id: &str) -> Result<AuthSession, RefreshError> {
+    let id = login_id.to_string();
+    let raw = db::run(&state.pool, move |conn| {
+        Ok(session_row::state_by_login(conn, &id, now())?)
+    })
+    .await?;
+    raw.as_deref()
+        .and_then(auth_from_state)
+        .ok_or(RefreshError::Gone)
+}
+
+async fn take_lease(state: &AppState, login_id: &str) -> Result<bool, RefreshError> {
+    let id = login_id.to_string();
+    Ok(db::run(&state.pool, move |conn| {
+        let t = now();
+        Ok(session_row::take_lease(conn, &id, t, t + LEASE_SECS)?)
+    })
+    .await?)
+}
+
+/// Releases the lease, storing `auth` into the row when given. Failures are logged: the lease
+/// then simply runs out.
+async fn release(state: &AppState, login_id: &str, auth: Option<&AuthSession>) {
+    let id = login_id.to_string();
+    let auth = auth.cloned();
+    let result = db::run(&state.pool, move |conn| {
+        let new_state = match &auth {
+            Some(a) => {
+                let raw = session_row::state_by_login(conn, &id, now())?;
+                raw.as_deref().and_then(|r| state_with_auth(r, a))
+            }
+            None => None,
+        };
+        Ok(session_row::finish_lease(conn, &id, new_state.as_deref())?)
+    })
+    .await;
+    if let Err(e) = result {
+        log::error!("could not release the refresh lease: {e}");
+    }
+}
+
+/// Deletes the session row of a login whose Keycloak session is over.
+async fn end_login(state: &AppState, login_id: &str) {
+    let id = login_id.to_string();
+    if let Err(e) = db::run(&state.pool, move |conn| {
+        Ok(session_row::delete_by_login(conn, &id)?)
+    })
+    .await
+    {
+        log::error!("could not delete an ended session: {e}");
+    }
+}

@@ -1,0 +1,233 @@
+//! The UI's access token: the token page and `POST /api/token` (login-from-cookie).
+
+use actix_web::http::header;
+use actix_web::web::Bytes;
+use actix_web::{web, HttpRequest, HttpResponse, Responder};
+use askama::Template;
+use askama_web::WebTemplate;
+use serde::{Deserialize, Serialize};
+
+use crate::auth::Authenticated;
+use crate::db::{self, now};
+use crate::errors::ApiError;
+use crate::models::user::User;
+use crate::next_url::NextUrl;
+use crate::refresh::{fresh_tokens, is_fresh, RefreshError};
+use crate::session::TypedSession;
+use crate::signin::{token_cookie, TOKEN_COOKIE};
+use crate::startup::AppState;
+
+/// The processes `POST /api/token` knows.
+const PROCESSES: &[&str] = &["login-from-cookie"];
+
+#[derive(Template, WebTemplate)]
+#[template(path = "token.html")]
+struct TokenPage {
+    username: String,
+}
+
+/// GET /token: a page whose script fetches the access token and shows who it is for.
+pub async fn token_page(auth: Authenticated) -> impl Responder {
+    TokenPage {
+        username: auth.user.username,
+    }
+    .customize()
+    .insert_header(("Cache-Control", "no-store"))
+}
+
+#[derive(Deserialize)]
+struct TokenRequest {
+    process: Option<String>,
+    /// Ask for a newly refreshed token even if the current one is still valid.
+    #[serde(default)]
+    fresh: Option<FreshFlag>,
+}
+
+/// `fresh` arrives as a JSON boolean or as a form string.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum FreshFlag {
+    Bool(bool),
+    Text(String),
+}
+
+impl FreshFlag {
+    fn is_set(&self) -> bool {
+        match self {
+            FreshFlag::Bool(b) => *b,
+            FreshFlag::Text(t) => matches!(t.as_str(), "1" | "true" | "yes" | "on"),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct TokenResponse<'a> {
+    access_token: &'a str,
+    token_type: &'static str,
+    expires_in: i64,
+}
+
+/// POST /api/token with `process=login-from-cookie` (JSON or form): the access token of this
+/// browser's session, refreshed at Keycloak when it has expired.
+pub async fn issue_token(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    session: TypedSession,
+    body: Bytes,
+) -> Result<HttpResponse, ApiError> {
+    refuse_cross_site(&req, &state)?;
+    let request = parse_request(&req, &body)?;
+    match request.process.as_deref() {
+        Some("login-from-cookie") => {}
+        other => {
+            return Err(ApiError::BadRequest {
+                code: "invalid_process",
+                message: format!(
+                    "unknown process {:?}; accepted values: {}",
+                    other.unwrap_or(""),
+                    PROCESSES.join(", ")
+                ),
+            })
+        }
+    }
+    let force = request.fresh.as_ref().is_some_and(FreshFlag::is_set);
+    let referer = req
+        .headers()
+        .get(header::REFERER)
+        .and_then(|v| v.to_str().ok());
+    let login_url = state.login_url(&NextUrl::from_referer(&state.public_url, referer));
+    let unauthorized = |reason: &str| ApiError::AuthRedirect {
+        login_url: login_url.clone(),
+        reason: reason.to_string(),
+    };
+
+    // The token comes from the cookie, but only for a live session: a session ended by logout
+    // (here or in Keycloak) stops handing out tokens at once.
+    let Some(auth) = session.auth() else {
+        return Err(unauthorized("token request without a session"));
+    };
+    let user = active_user(&state, auth.user_id)
+        .await?
+        .ok_or_else(|| unauthorized("session user no longer exists"))?;
+
+    if !force {
+        if let Some(cookie) = req.cookie(TOKEN_COOKIE) {
+            if let Ok(claims) = state.tokens.validate(&state.oidc, cookie.value()).await {
+                if claims.exp - now() > crate::refresh::MIN_REMAINING_SECS {
+                    return Ok(token_response(cookie.value(), claims.exp, None));
+                }
+            }
+        }
+        if is_fresh(&auth) {
+            let cookie = token_cookie(&state, &auth.tokens.access_token, &user);
+            return Ok(token_response(
+                &auth.tokens.access_token,
+                auth.tokens.access_expires_at,
+                Some(cookie),
+            ));
+        }
+    }
+    let refreshed = match fresh_tokens(&state, &auth, force).await {
+        Ok(a) => a,
+        Err(e) => return Err(refresh_failed(e, &session, unauthorized)),
+    };
+    let cookie = token_cookie(&state, &refreshed.tokens.access_token, &user);
+    Ok(token_response(
+        &refreshed.tokens.access_token,
+        refreshed.tokens.access_expires_at,
+        Some(cookie),
+    ))
+}
+
+fn refresh_failed(
+    e: RefreshError,
+    session: &TypedSession,
+    unauthorized: impl Fn(&str) -> ApiError,
+) -> ApiError {
+    match e {
+        RefreshError::Ended(why) => {
+            log::info!("refresh failed, session ended: {why}");
+            session.sign_out();
+            unauthorized("the Keycloak session has ended")
+        }
+        RefreshError::Gone => {
+            session.sign_out();
+            unauthorized("the session was ended")
+        }
+        RefreshError::Unavailable(why) => ApiError::Unavailable(why),
+        RefreshError::Db(e) => ApiError::from(e),
+        RefreshError::Unexpected(e) => ApiError::Unexpected(e),
+    }
+}
+
+async fn active_user(state: &AppState, user_id: i64) -> Result<Option<User>, ApiError> {
+    let user = db::run(&state.pool, move |conn| Ok(User::find(conn, user_id)?)).await?;
+    match user {
+        Some(u) if !u.is_active => Err(ApiError::Forbidden("This account is deactivated.".into())),
+        other => Ok(other),
+    }
+}
+
+fn token_response(
+    access_token: &str,
+    expires_at: i64,
+    cookie: Option<actix_web::cookie::Cookie<'static>>,
+) -> HttpResponse {
+    let mut response = HttpResponse::Ok();
+    response.insert_header(("Cache-Control", "no-store"));
+    if let Some(c) = cookie {
+        response.cookie(c);
+    }
+    response.json(TokenResponse {
+        access_token,
+        token_type: "Bearer",
+        expires_in: (expires_at - now()).max(0),
+    })
+}
+
+/// The endpoint turns a cookie into a token, so it must not answer other sites. Browsers say
+/// where a request comes from (`Origin` on every cross-origin POST, `Sec-Fetch-Site` in all
+/// current ones); a request that says it is cross-site is refused. Clients that are not browsers
+/// (curl, the tests) send neither and hold the cookie themselves.
+fn refuse_cross_site(req: &HttpRequest, state: &AppState) -> Result<(), ApiError> {
+    let headers = req.headers();
+    if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
+        if !matches!(site, "same-origin" | "none") {
+            log::warn!("refused a {site} token request");
+            return Err(ApiError::Forbidden(
+                "cross-site token requests are refused".into(),
+            ));
+        }
+    }
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        let ours = state.public_url.origin().ascii_serialization();
+        if origin.to_str().ok() != Some(ours.as_str()) {
+            log::warn!("refused a token request from origin {origin:?}");
+            return Err(ApiError::Forbidden(
+                "cross-site token requests are refused".into(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn parse_request(req: &HttpRequest, body: &[u8]) -> Result<TokenRequest, ApiError> {
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let bad = |why: String| ApiError::BadRequest {
+        code: "invalid_request",
+        message: format!(
+            "{why}; send JSON {{\"process\": \"login-from-cookie\"}} or the same as a form"
+        ),
+    };
+    if content_type.starts_with("application/json") {
+        serde_json::from_slice(body).map_err(|e| bad(format!("unreadable JSON ({e})")))
+    } else if content_type.starts_with("application/x-www-form-urlencoded") || body.is_empty() {
+        serde_urlencoded::from_bytes(body).map_err(|e| bad(format!("unreadable form ({e})")))
+    } else {
+        Err(bad(format!("unsupported content type {content_type:?}")))
+    }
+}

@@ -1,0 +1,93 @@
+//! Key rotation, in its own test binary: a new realm key changes what every concurrent test would
+//! see, so it runs alone (cargo runs test binaries one after another).
+
+#[path = "../api/helpers.rs"]
+#[allow(dead_code)]
+mod helpers;
+#[path = "../api/proxy.rs"]
+#[allow(dead_code)]
+mod proxy;
+
+use std::time::Duration;
+
+use helpers::*;
+use serde_json::{json, Value};
+
+fn kid(token: &str) -> String {
+    use base64::Engine;
+    let header = token.split('.').next().unwrap();
+    let header: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(header)
+            .unwrap(),
+    )
+    .unwrap();
+    header["kid"].as_str().unwrap().to_string()
+}
+
+async fn me_with(app: &TestApp, token: &str) -> u16 {
+    reqwest::Client::new()
+        .get(app.url("/api/me"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[actix_web::test]
+async fn tokens_signed_with_a_rotated_key_validate_without_a_restart() {
+    let admin = KeycloakAdmin::connect().await;
+    let app = spawn_app().await;
+    let secret = Some("keygate-dev-secret");
+    let before = password_grant(&issuer(), "keygate", secret, ALICE).await;
+    let before = before["access_token"].as_str().unwrap().to_string();
+    assert_eq!(me_with(&app, &before).await, 200);
+
+    let realm: Value = admin
+        .request(reqwest::Method::GET, "")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let name = format!("rotated-{}", keygate::crypto::random_token(4));
+    let r = admin
+        .request(reqwest::Method::POST, "/components")
+        .json(&json!({
+            "name": name,
+            "providerId": "rsa-generated",
+            "providerType": "org.keycloak.keys.KeyProvider",
+            "parentId": realm["id"],
+            "config": {"priority": ["1000000"], "enabled": ["true"], "active": ["true"],
+                       "keySize": ["2048"], "algorithm": ["RS256"]},
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201, "add key provider");
+    let component = location(&r).rsplit('/').next().unwrap().to_string();
+
+    // keygate refetches keys at most every few seconds; let that window pass.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let after = password_grant(&issuer(), "keygate", secret, ALICE).await;
+    let after = after["access_token"].as_str().unwrap().to_string();
+    let result_new = me_with(&app, &after).await;
+    let result_old = me_with(&app, &before).await;
+    // A login (ID token signed with the new key) works too.
+    let login = app.login(ALICE, "/").await.status();
+
+    // Put the realm back before asserting, so a failure does not leave the key behind.
+    let removed = admin
+        .request(reqwest::Method::DELETE, &format!("/components/{component}"))
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(kid(&before), kid(&after), "Keycloak signs with the new key");
+    assert_eq!(result_new, 200, "new kid validates without a restart");
+    assert_eq!(result_old, 200, "tokens of the old key stay valid");
+    assert_eq!(login, 303, "code-flow login with the rotated key");
+    assert!(removed.status().is_success());
+}
