@@ -1,5 +1,5 @@
 //! The one authentication extractor for every route: `Authorization: Bearer` first, then the
-//! TOKEN cookie, then the server-side session. API routes (under `/api/`) answer a failure with
+//! TOKEN cookie (while its session lives), then the server-side session. API routes (under `/api/`) answer a failure with
 //! the 401 `auth_redirect` JSON; pages redirect to `/login?next=<path>`.
 
 use std::sync::Arc;
@@ -193,27 +193,34 @@ async fn authenticate(req: &HttpRequest) -> Result<Authenticated, AuthError> {
         return finish(user, AuthSource::Bearer, Some(claims.claims)).map_err(&fail);
     }
 
-    // 2. The TOKEN cookie; an expired or bad one falls back to the session.
+    // 2. and 3. Browser credentials: the TOKEN cookie and the server-side session, set together
+    //    at login. The cookie counts only while its session lives, so a logout (here, in
+    //    Keycloak through back-channel logout, or by an admin) ends cookie access at once.
+    let session = TypedSession::from_request(req, &mut Payload::None)
+        .await
+        .map_err(|e| fail(Failure::Internal(anyhow::anyhow!("session: {e}"))))?;
+    let Some(auth) = session.auth() else {
+        if req.cookie(TOKEN_COOKIE).is_some() {
+            log::debug!("TOKEN cookie without a live session (signed out?): ignored");
+        }
+        return Err(fail(Failure::Missing));
+    };
     if let Some(cookie) = req.cookie(TOKEN_COOKIE) {
         match validate(&state, cookie.value()).await {
             Ok(claims) => {
                 let user = user_for_claims(&state, &claims.sub, claims.claims.clone())
                     .await
                     .map_err(&fail)?;
-                return finish(user, AuthSource::Cookie, Some(claims.claims)).map_err(&fail);
+                if user.id == auth.user_id {
+                    return finish(user, AuthSource::Cookie, Some(claims.claims)).map_err(&fail);
+                }
+                log::warn!("TOKEN cookie and session name different users: using the session");
             }
+            // Expired or unusable: the session below still knows the user.
             Err(Failure::Invalid(e)) => log::debug!("TOKEN cookie not usable: {e}"),
             Err(other) => return Err(fail(other)),
         }
     }
-
-    // 3. The server-side session.
-    let session = TypedSession::from_request(req, &mut Payload::None)
-        .await
-        .map_err(|e| fail(Failure::Internal(anyhow::anyhow!("session: {e}"))))?;
-    let Some(auth) = session.auth() else {
-        return Err(fail(Failure::Missing));
-    };
     let user_id = auth.user_id;
     let user = db::run(&state.pool, move |conn| Ok(User::find(conn, user_id)?))
         .await

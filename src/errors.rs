@@ -127,3 +127,26 @@ impl From<crate::db::DbError> for ApiError {
         ApiError::Unexpected(anyhow::Error::new(e))
     }
 }
+
+/// A form posted without this session's CSRF token.
+#[derive(Debug, thiserror::Error)]
+#[error("missing or wrong CSRF token")]
+pub struct CsrfError;
+
+impl ResponseError for CsrfError {
+    fn status_code(&self) -> StatusCode {
+        StatusCode::FORBIDDEN
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        log::warn!("refused a form post without a valid CSRF token");
+        error_page_with_retry(
+            StatusCode::FORBIDDEN,
+            "Form expired",
+            "This form was not sent from this browser's current session (or it expired). \
+             Nothing was changed. Go back, reload the page and try again.",
+            "/",
+            "Home",
+        )
+    }
+}

@@ -47,6 +47,16 @@ pub enum TokenError {
     KeysUnavailable(String),
 }
 
+/// The event a back-channel logout token must carry.
+pub const BACKCHANNEL_LOGOUT_EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
+
+/// What a valid logout token says to end.
+#[derive(Debug, Clone)]
+pub struct LogoutClaims {
+    pub sid: Option<String>,
+    pub sub: Option<String>,
+}
+
 /// The claims of a validated access token.
 #[derive(Debug, Clone)]
 pub struct AccessClaims {
@@ -122,6 +132,71 @@ impl TokenValidator {
 
     /// Full validation, no cache: signature, then claims.
     pub async fn verify(&self, oidc: &Oidc, token: &str) -> Result<AccessClaims, TokenError> {
+        let claims = self
+            .verify_signed(oidc, token, |v| {
+                v.set_required_spec_claims(&["exp", "iss", "sub"]);
+                // Checked in check_claims: `aud`, or `azp` when configured.
+                v.validate_aud = false;
+            })
+            .await?;
+        self.check_claims(claims)
+    }
+
+    /// Validates a back-channel `logout_token` (OpenID Connect Back-Channel Logout 1.0, 2.6):
+    /// signature, `iss`, `aud` = our client, `iat`, the logout event, `sid` or `sub`, no `nonce`.
+    pub async fn verify_logout_token(
+        &self,
+        oidc: &Oidc,
+        token: &str,
+    ) -> Result<LogoutClaims, TokenError> {
+        let client_id = self.client_id.clone();
+        let claims = self
+            .verify_signed(oidc, token, move |v| {
+                v.set_required_spec_claims(&["iss", "aud", "iat"]);
+                v.set_audience(&[&client_id]);
+                v.validate_exp = true;
+            })
+            .await?;
+        let bad = |why: &str| TokenError::Malformed(format!("logout token: {why}"));
+        if claims.get("nonce").is_some() {
+            return Err(bad("carries a nonce"));
+        }
+        let has_event = claims
+            .get("events")
+            .and_then(Value::as_object)
+            .is_some_and(|e| e.contains_key(BACKCHANNEL_LOGOUT_EVENT));
+        if !has_event {
+            return Err(bad("no back-channel logout event"));
+        }
+        let iat = claims
+            .get("iat")
+            .and_then(Value::as_i64)
+            .ok_or_else(|| bad("iat"))?;
+        if iat > now() + self.leeway as i64 {
+            return Err(bad("issued in the future"));
+        }
+        let text = |name: &str| {
+            claims
+                .get(name)
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+        };
+        let (sid, sub) = (text("sid"), text("sub"));
+        if sid.is_none() && sub.is_none() {
+            return Err(bad("neither sid nor sub"));
+        }
+        Ok(LogoutClaims { sid, sub })
+    }
+
+    /// Signature (a realm key that allows the token's asymmetric algorithm), exact issuer and
+    /// time claims; `adjust` sets the rest of the validation for the kind of token.
+    async fn verify_signed(
+        &self,
+        oidc: &Oidc,
+        token: &str,
+        adjust: impl FnOnce(&mut Validation),
+    ) -> Result<Value, TokenError> {
         if token.len() > 64 * 1024 || token.split('.').count() != 3 {
             return Err(TokenError::Malformed("not a compact JWS".into()));
         }
@@ -135,16 +210,14 @@ impl TokenValidator {
         if !key_allows(&entry, alg) {
             return Err(TokenError::Algorithm(format!("{alg:?} for this key")));
         }
-
         let mut validation = Validation::new(alg);
         validation.set_issuer(&[&self.issuer]);
         validation.leeway = self.leeway;
         validation.validate_nbf = true;
-        validation.validate_aud = false; // checked below: `aud`, or `azp` when configured
-        validation.set_required_spec_claims(&["exp", "iss", "sub"]);
+        adjust(&mut validation);
         let data =
             jsonwebtoken::decode::<Value>(token, &entry.key, &validation).map_err(map_jwt_error)?;
-        self.check_claims(data.claims)
+        Ok(data.claims)
     }
 
     fn check_claims(&self, claims: Value) -> Result<AccessClaims, TokenError> {
@@ -387,6 +460,9 @@ fn map_jwt_error(e: jsonwebtoken::errors::Error) -> TokenError {
         K::ExpiredSignature => TokenError::Expired,
         K::ImmatureSignature => TokenError::Premature,
         K::InvalidIssuer => TokenError::Issuer,
+        K::InvalidAudience => TokenError::Audience {
+            expected: "this client".into(),
+        },
         K::InvalidAlgorithm | K::InvalidAlgorithmName => TokenError::Algorithm("mismatch".into()),
         K::MissingRequiredClaim(c) => TokenError::Malformed(format!("missing claim {c}")),
         other => TokenError::Malformed(format!("{other:?}")),

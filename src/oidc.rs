@@ -202,16 +202,24 @@ impl Oidc {
     }
 
     /// Builds the authorization URL and the pending login that its callback must present.
-    pub async fn authorize(&self, next: NextUrl) -> Result<(Url, PendingLogin), OidcError> {
+    /// `login_hint` pre-fills Keycloak's username field (after registration).
+    pub async fn authorize(
+        &self,
+        next: NextUrl,
+        login_hint: Option<&str>,
+    ) -> Result<(Url, PendingLogin), OidcError> {
         let provider = self.provider().await?;
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
-        let (url, state, nonce) = provider
-            .client
-            .authorize_url(
-                CoreAuthenticationFlow::AuthorizationCode,
-                CsrfToken::new_random,
-                Nonce::new_random,
-            )
+        let mut request = provider.client.authorize_url(
+            CoreAuthenticationFlow::AuthorizationCode,
+            CsrfToken::new_random,
+            Nonce::new_random,
+        );
+        if let Some(hint) = login_hint {
+            request =
+                request.add_extra_param("login_hint", hint.chars().take(100).collect::<String>());
+        }
+        let (url, state, nonce) = request
             .add_scope(Scope::new("email".into()))
             .add_scope(Scope::new("profile".into()))
             .set_pkce_challenge(challenge)
@@ -280,6 +288,65 @@ impl Oidc {
             .await
             .map_err(token_error)?;
         Ok(tokens_of(&response, Some(refresh_token)))
+    }
+
+    /// Revokes a refresh token at Keycloak (RFC 7009). Best effort: the caller logs failures.
+    pub async fn revoke_refresh_token(&self, refresh_token: &str) -> Result<(), OidcError> {
+        let provider = self.provider().await?;
+        let Some(endpoint) = provider
+            .metadata
+            .additional_metadata()
+            .revocation_endpoint
+            .clone()
+        else {
+            return Err(OidcError::Unexpected(anyhow::anyhow!(
+                "the provider advertises no revocation endpoint"
+            )));
+        };
+        let response = self
+            .http
+            .post(endpoint)
+            .form(&[
+                ("token", refresh_token),
+                ("token_type_hint", "refresh_token"),
+                ("client_id", self.client_id.as_str()),
+                ("client_secret", self.client_secret.expose().as_str()),
+            ])
+            .send()
+            .await
+            .map_err(|e| OidcError::Unavailable(error_chain(&e)))?;
+        if response.status().is_success() {
+            Ok(())
+        } else {
+            Err(OidcError::Rejected {
+                error: format!("revocation answered {}", response.status()),
+                description: String::new(),
+            })
+        }
+    }
+
+    /// Keycloak's RP-initiated logout URL, or `None` when the provider has none (or is down).
+    pub async fn end_session_url(
+        &self,
+        id_token_hint: Option<&str>,
+        post_logout_redirect: &str,
+    ) -> Option<Url> {
+        let provider = self.provider().await.ok()?;
+        let endpoint = provider
+            .metadata
+            .additional_metadata()
+            .end_session_endpoint
+            .clone()?;
+        let mut url = Url::parse(&endpoint).ok()?;
+        {
+            let mut q = url.query_pairs_mut();
+            if let Some(hint) = id_token_hint {
+                q.append_pair("id_token_hint", hint);
+            }
+            q.append_pair("client_id", self.client_id.as_str());
+            q.append_pair("post_logout_redirect_uri", post_logout_redirect);
+        }
+        Some(url)
     }
 
     async fn finish_grant(

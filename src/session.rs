@@ -138,12 +138,12 @@ impl TypedSession {
         Ok(token)
     }
 
-    /// True when `submitted` is this session's CSRF token (compared in constant time).
-    pub fn csrf_matches(&self, submitted: &str) -> bool {
+    /// Ok when `submitted` is this session's CSRF token (compared in constant time).
+    pub fn check_csrf(&self, submitted: &str) -> Result<(), crate::errors::CsrfError> {
         use subtle::ConstantTimeEq;
         match self.get::<String>(CSRF_KEY) {
-            Some(token) => token.as_bytes().ct_eq(submitted.as_bytes()).into(),
-            None => false,
+            Some(token) if bool::from(token.as_bytes().ct_eq(submitted.as_bytes())) => Ok(()),
+            _ => Err(crate::errors::CsrfError),
         }
     }
 }

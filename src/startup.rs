@@ -15,8 +15,10 @@ use url::Url;
 
 use crate::db::{self, Pool};
 use crate::jwt::TokenValidator;
+use crate::keycloak_admin::KeycloakAdmin;
 use crate::next_url::NextUrl;
 use crate::oidc::Oidc;
+use crate::rate_limit::FailureLimiter;
 use crate::session_store::{spawn_purger, DbSessionStore};
 use crate::settings::{is_loopback, Settings};
 
@@ -29,6 +31,9 @@ pub struct AppState {
     pub tokens: TokenValidator,
     /// Cookies get `Secure` when keygate is served over https.
     pub secure_cookies: bool,
+    pub admin: KeycloakAdmin,
+    /// Failed password logins per client IP and per username.
+    pub login_failures: FailureLimiter,
     /// Refreshes this process made at Keycloak (observability, and tests of the refresh lease).
     pub refreshes: std::sync::atomic::AtomicU64,
 }
@@ -66,6 +71,7 @@ impl Application {
 
         let oidc = Oidc::new(&settings, &public_url)?;
         let tokens = TokenValidator::new(&settings, oidc.http().clone());
+        let admin = KeycloakAdmin::new(&settings, oidc.http().clone());
         let state = web::Data::new(AppState {
             secure_cookies: public_url.scheme() == "https",
             settings,
@@ -73,6 +79,8 @@ impl Application {
             pool: pool.clone(),
             oidc,
             tokens,
+            admin,
+            login_failures: FailureLimiter::new(5, std::time::Duration::from_secs(60)),
             refreshes: Default::default(),
         });
         spawn_purger(pool.clone(), std::time::Duration::from_secs(300));

@@ -65,6 +65,23 @@ impl From<SignInError> for LoginError {
     }
 }
 
+impl LoginError {
+    /// The sentence shown on the login form for a failed password login.
+    fn user_message(&self) -> &'static str {
+        match self {
+            LoginError::AccountDisabled(_) => {
+                "This account is disabled in Keycloak. Contact an administrator."
+            }
+            LoginError::AccountNotSetUp(_) => {
+                "Keycloak requires you to finish setting up this account (for example, verify \
+                 your email or update your password). Use \"Sign in with Keycloak\" to do so."
+            }
+            LoginError::Deactivated(_) => "Your account has been deactivated by an administrator.",
+            _ => "Wrong username or password.",
+        }
+    }
+}
+
 impl ResponseError for LoginError {
     fn status_code(&self) -> StatusCode {
         match self {
@@ -170,6 +187,7 @@ pub fn keycloak_href(next: &NextUrl) -> String {
 #[derive(Deserialize)]
 pub struct NextQuery {
     next: Option<String>,
+    login_hint: Option<String>,
 }
 
 /// GET /login. With a valid TOKEN cookie (or a session that can refresh one) the browser goes
@@ -192,6 +210,18 @@ pub async fn login_page(
             return redirect(&state.settings.ui_url);
         }
     }
+    render_login(&state, &session, &next, None, "", StatusCode::OK)
+}
+
+/// The login page, with an optional error and the username to keep in the password form.
+fn render_login(
+    state: &AppState,
+    session: &TypedSession,
+    next: &NextUrl,
+    error: Option<&str>,
+    username: &str,
+    status: StatusCode,
+) -> HttpResponse {
     let csrf_token = if state.settings.password_login {
         match session.csrf_token() {
             Ok(t) => t,
@@ -201,16 +231,132 @@ pub async fn login_page(
         String::new()
     };
     LoginPage {
-        keycloak_href: keycloak_href(&next),
+        keycloak_href: keycloak_href(next),
         next: next.as_str(),
         notice: None,
-        error: None,
+        error,
         password_login: state.settings.password_login,
         registration: state.settings.registration,
         csrf_token,
-        username: "",
+        username,
     }
-    .respond(StatusCode::OK)
+    .respond(status)
+}
+
+#[derive(Deserialize)]
+pub struct PasswordForm {
+    #[serde(default)]
+    csrf_token: String,
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    password: String,
+    next: Option<String>,
+}
+
+/// POST /login/password: Keycloak's direct access grant, then the same sign-in as the code flow.
+/// Failures are limited per client IP and per username.
+pub async fn password_login(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    session: TypedSession,
+    form: web::Form<PasswordForm>,
+) -> Result<HttpResponse, LoginError> {
+    if !state.settings.password_login {
+        return Ok(crate::errors::error_page(
+            StatusCode::NOT_FOUND,
+            "Password sign-in is off",
+            "Sign in with Keycloak instead.",
+        ));
+    }
+    if let Err(e) = session.check_csrf(&form.csrf_token) {
+        return Ok(e.error_response());
+    }
+    let next = NextUrl::parse(form.next.as_deref());
+    let username = form.username.trim().chars().take(255).collect::<String>();
+    if username.is_empty() || form.password.is_empty() {
+        let page = render_login(
+            &state,
+            &session,
+            &next,
+            Some("Enter your username and password."),
+            &username,
+            StatusCode::BAD_REQUEST,
+        );
+        return Ok(page);
+    }
+    let ip = req
+        .peer_addr()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_default();
+    let keys = [
+        format!("ip:{ip}"),
+        format!("user:{}", username.to_lowercase()),
+    ];
+    if let Err(wait) = state.login_failures.check(&keys) {
+        log::warn!("password login rate-limited for {ip} / {username}");
+        let message = format!("Too many failed sign-in attempts. Try again in {wait} seconds.");
+        let mut page = render_login(
+            &state,
+            &session,
+            &next,
+            Some(&message),
+            &username,
+            StatusCode::TOO_MANY_REQUESTS,
+        );
+        page.headers_mut()
+            .insert(header::RETRY_AFTER, header::HeaderValue::from(wait));
+        return Ok(page);
+    }
+    let grant = match state.oidc.password_grant(&username, &form.password).await {
+        Ok(grant) => grant,
+        Err(OidcError::Rejected { error, description }) => {
+            let failure = classify_password_failure(&error, &description);
+            if matches!(failure, LoginError::BadCredentials) {
+                state.login_failures.record_failure(&keys);
+            }
+            log::info!("password login refused for {username}: {error}: {description}");
+            return Ok(match failure {
+                LoginError::Unexpected(e) => unexpected_page(&e),
+                other => render_login(
+                    &state,
+                    &session,
+                    &next,
+                    Some(other.user_message()),
+                    &username,
+                    other.status_code(),
+                ),
+            });
+        }
+        Err(other) => return Err(other.into()),
+    };
+    let signed_in = complete_sign_in(&state, &session, grant).await?;
+    log::info!("user {} signed in with a password", signed_in.user.id);
+    Ok(HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, next.as_str()))
+        .insert_header(("Cache-Control", "no-store"))
+        .cookie(signed_in.token_cookie)
+        .finish())
+}
+
+/// Keycloak answers every password-grant failure with `invalid_grant` and a description; only
+/// these descriptions tell the cases apart. Anything unknown counts as wrong credentials, which
+/// reveals nothing.
+fn classify_password_failure(error: &str, description: &str) -> LoginError {
+    let d = description.to_ascii_lowercase();
+    if error == "unauthorized_client" {
+        return LoginError::Unexpected(anyhow::anyhow!(
+            "Keycloak refused the password grant for this client ({description}): enable \
+             Direct Access Grants on the client, or set KEYGATE_PASSWORD_LOGIN=false"
+        ));
+    }
+    if d.contains("disabled") {
+        LoginError::AccountDisabled(description.to_string())
+    } else if d.contains("not fully set up") {
+        LoginError::AccountNotSetUp(description.to_string())
+    } else {
+        LoginError::BadCredentials
+    }
 }
 
 /// GET /login/keycloak?next=/path: off to Keycloak with state, nonce and PKCE S256.
@@ -220,7 +366,8 @@ pub async fn start_keycloak_login(
     query: web::Query<NextQuery>,
 ) -> Result<HttpResponse, LoginError> {
     let next = NextUrl::parse(query.next.as_deref());
-    let (url, pending) = state.oidc.authorize(next).await?;
+    let hint = query.login_hint.as_deref().filter(|h| !h.is_empty());
+    let (url, pending) = state.oidc.authorize(next, hint).await?;
     session
         .add_pending(pending)
         .map_err(|e| LoginError::Unexpected(e.into()))?;

@@ -5,6 +5,8 @@ use actix_web::{web, HttpResponse};
 mod api;
 mod home;
 mod login;
+mod logout;
+mod register;
 mod token;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -16,6 +18,24 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         );
         actix_web::error::InternalError::from_response(err, response).into()
     }))
+    .app_data(
+        web::FormConfig::default()
+            .limit(64 * 1024)
+            .error_handler(|err, req| {
+                let response =
+                    if req.path().starts_with("/api/") || req.path() == "/logout/backchannel" {
+                        HttpResponse::BadRequest().json(serde_json::json!({
+                "error": "invalid_request", "error_description": "unreadable form body"}))
+                    } else {
+                        crate::errors::error_page(
+                            actix_web::http::StatusCode::BAD_REQUEST,
+                            "Bad request",
+                            "The form could not be read. Go back and try again.",
+                        )
+                    };
+                actix_web::error::InternalError::from_response(err, response).into()
+            }),
+    )
     .route("/", web::get().to(home::home))
     .route("/healthz", web::get().to(health))
     .route("/login", web::get().to(login::login_page))
@@ -24,6 +44,15 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         web::get().to(login::start_keycloak_login),
     )
     .route("/login/callback", web::get().to(login::callback))
+    .route("/login/password", web::post().to(login::password_login))
+    .route("/logout", web::get().to(logout::logout_page))
+    .route("/logout", web::post().to(logout::logout))
+    .route(
+        "/logout/backchannel",
+        web::post().to(logout::backchannel_logout),
+    )
+    .route("/register", web::get().to(register::register_page))
+    .route("/register", web::post().to(register::register_submit))
     .route("/token", web::get().to(token::token_page))
     .route("/api/token", web::post().to(token::issue_token))
     .route("/api/me", web::get().to(api::me))

@@ -361,8 +361,37 @@ pub struct TestClient {
     pub uuid: String,
 }
 
+/// The value of the hidden `csrf_token` input of a page.
+pub fn csrf_of(html: &str) -> String {
+    let at = html
+        .find("name=\"csrf_token\" value=\"")
+        .expect("page has a CSRF token");
+    let rest = &html[at + "name=\"csrf_token\" value=\"".len()..];
+    rest[..rest.find('"').unwrap()].to_string()
+}
+
+/// A unique lowercase name for things a test creates.
+pub fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}-{}",
+        keygate::crypto::random_token(6)
+            .to_lowercase()
+            .replace(['-', '_'], "x")
+    )
+}
+
 impl KeycloakAdmin {
     pub async fn create_user(&self, prefix: &str) -> TestUser {
+        self.create_user_with(prefix, None, true).await
+    }
+
+    /// A user with a chosen email (default `<username>@example.com`) and verification state.
+    pub async fn create_user_with(
+        &self,
+        prefix: &str,
+        email: Option<&str>,
+        email_verified: bool,
+    ) -> TestUser {
         let username = format!(
             "{prefix}-{}",
             keygate::crypto::random_token(6)
@@ -370,11 +399,14 @@ impl KeycloakAdmin {
                 .replace(['-', '_'], "x")
         );
         let password = "test-password-1".to_string();
+        let email = email
+            .map(String::from)
+            .unwrap_or_else(|| format!("{username}@example.com"));
         let r = self
             .request(reqwest::Method::POST, "/users")
             .json(&serde_json::json!({
                 "username": username, "enabled": true,
-                "email": format!("{username}@example.com"), "emailVerified": true,
+                "email": email, "emailVerified": email_verified,
                 "firstName": "Test", "lastName": prefix,
                 "credentials": [{"type": "password", "value": password, "temporary": false}],
             }))
@@ -413,6 +445,41 @@ impl KeycloakAdmin {
             .await
             .expect("update realm");
         assert!(r.status().is_success(), "update realm: {}", r.status());
+    }
+
+    /// Merges `attributes` into a client's attributes.
+    pub async fn set_client_attributes(&self, uuid: &str, attributes: Value) {
+        let mut rep: Value = self
+            .request(reqwest::Method::GET, &format!("/clients/{uuid}"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        for (k, v) in attributes.as_object().expect("attributes object") {
+            rep["attributes"][k] = v.clone();
+        }
+        let r = self
+            .request(reqwest::Method::PUT, &format!("/clients/{uuid}"))
+            .json(&rep)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "update client: {}", r.status());
+    }
+
+    pub async fn find_users(&self, username: &str) -> Vec<Value> {
+        let v: Value = self
+            .request(reqwest::Method::GET, "/users")
+            .query(&[("username", username), ("exact", "true")])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        v.as_array().cloned().unwrap_or_default()
     }
 
     /// Clones the `keygate` client under a new id with access tokens living `lifespan` seconds.

@@ -1,5 +1,6 @@
 //! Integration tests: the real keygate against the real Keycloak (`./scripts/keycloak.sh start`).
 
+mod accounts;
 mod helpers;
 mod login;
 mod proxy;

@@ -1,0 +1,217 @@
+//! Keycloak's admin REST API, called as keygate's own confidential client: a token from the
+//! client-credentials grant (the client's service account holds `manage-users`), cached until
+//! shortly before it expires. Never a hard-coded admin token (seed 001).
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::oidc::{error_chain, Oidc, OidcError};
+use crate::settings::{Secret, Settings};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    /// Username or email already exists (409).
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// Keycloak refused the data (password policy, user profile): its message, for the user.
+    #[error("rejected: {0}")]
+    Rejected(String),
+    #[error("Keycloak unreachable: {0}")]
+    Unavailable(String),
+    #[error("Keycloak admin API failed: {0}")]
+    Failed(String),
+}
+
+/// A user to create in Keycloak.
+pub struct NewKeycloakUser<'a> {
+    pub username: &'a str,
+    pub email: &'a str,
+    pub first_name: &'a str,
+    pub last_name: &'a str,
+    pub password: &'a str,
+}
+
+pub struct KeycloakAdmin {
+    http: reqwest::Client,
+    /// `{base}/admin/realms/{realm}`
+    admin_url: String,
+    client_id: String,
+    client_secret: Secret<String>,
+    token: Mutex<Option<(Secret<String>, Instant)>>,
+}
+
+#[derive(Deserialize)]
+struct TokenResponse {
+    access_token: String,
+    expires_in: Option<u64>,
+}
+
+impl KeycloakAdmin {
+    pub fn new(settings: &Settings, http: reqwest::Client) -> Self {
+        let issuer = settings.issuer_url.as_str().trim_end_matches('/');
+        // Keycloak's issuer is `{base}/realms/{realm}`; the admin API is `{base}/admin/realms/{realm}`.
+        let admin_url = match issuer.rsplit_once("/realms/") {
+            Some((base, realm)) => format!("{base}/admin/realms/{realm}"),
+            None => format!("{issuer}/admin"),
+        };
+        KeycloakAdmin {
+            http,
+            admin_url,
+            client_id: settings.client_id.clone(),
+            client_secret: settings.client_secret.clone(),
+            token: Mutex::new(None),
+        }
+    }
+
+    async fn token(&self, oidc: &Oidc) -> Result<String, AdminError> {
+        if let Ok(guard) = self.token.lock() {
+            if let Some((token, valid_until)) = guard.as_ref() {
+                if Instant::now() < *valid_until {
+                    return Ok(token.expose().clone());
+                }
+            }
+        }
+        let provider = oidc.provider().await.map_err(|e| match e {
+            OidcError::Unavailable(why) => AdminError::Unavailable(why),
+            other => AdminError::Failed(other.to_string()),
+        })?;
+        let endpoint = provider
+            .metadata
+            .token_endpoint()
+            .ok_or_else(|| AdminError::Failed("no token endpoint".into()))?
+            .url()
+            .clone();
+        let response = self
+            .http
+            .post(endpoint)
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", &self.client_id),
+                ("client_secret", self.client_secret.expose()),
+            ])
+            .send()
+            .await
+            .map_err(|e| AdminError::Unavailable(error_chain(&e)))?;
+        if !response.status().is_success() {
+            return Err(AdminError::Failed(format!(
+                "client-credentials grant answered {}: enable the client's service account and \
+                 give it realm-management's manage-users, view-users and query-users roles",
+                response.status()
+            )));
+        }
+        let body: TokenResponse = response
+            .json()
+            .await
+            .map_err(|e| AdminError::Failed(format!("unreadable token response: {e}")))?;
+        // Renew a little early so a token never expires in flight.
+        let lifetime = body.expires_in.unwrap_or(60).saturating_sub(15).max(1);
+        let valid_until = Instant::now() + Duration::from_secs(lifetime);
+        if let Ok(mut guard) = self.token.lock() {
+            *guard = Some((Secret::new(body.access_token.clone()), valid_until));
+        }
+        Ok(body.access_token)
+    }
+
+    async fn send(
+        &self,
+        oidc: &Oidc,
+        build: impl Fn(&reqwest::Client, &str) -> reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, AdminError> {
+        let token = self.token(oidc).await?;
+        build(&self.http, &self.admin_url)
+            .bearer_auth(token)
+            .send()
+            .await
+            .map_err(|e| AdminError::Unavailable(error_chain(&e)))
+    }
+
+    /// Creates an enabled user with a password; returns Keycloak's id of the new user.
+    pub async fn create_user(
+        &self,
+        oidc: &Oidc,
+        user: &NewKeycloakUser<'_>,
+    ) -> Result<String, AdminError> {
+        let body = json!({
+            "username": user.username,
+            "email": user.email,
+            "firstName": user.first_name,
+            "lastName": user.last_name,
+            "enabled": true,
+            "credentials": [{"type": "password", "value": user.password, "temporary": false}],
+        });
+        let response = self
+            .send(oidc, |http, base| {
+                http.post(format!("{base}/users")).json(&body)
+            })
+            .await?;
+        let status = response.status();
+        if status == reqwest::StatusCode::CREATED {
+            return response
+                .headers()
+                .get(reqwest::header::LOCATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|l| l.rsplit('/').next())
+                .filter(|id| !id.is_empty())
+                .map(String::from)
+                .ok_or_else(|| AdminError::Failed("201 without a Location header".into()));
+        }
+        let message = error_message(response).await;
+        match status.as_u16() {
+            409 => Err(AdminError::Conflict(message)),
+            400 => Err(AdminError::Rejected(message)),
+            s if s >= 500 => Err(AdminError::Unavailable(format!("{status}: {message}"))),
+            _ => Err(AdminError::Failed(format!("{status}: {message}"))),
+        }
+    }
+
+    pub async fn delete_user(&self, oidc: &Oidc, id: &str) -> Result<(), AdminError> {
+        let id = encode(id);
+        let response = self
+            .send(oidc, |http, base| http.delete(format!("{base}/users/{id}")))
+            .await?;
+        match response.status().as_u16() {
+            204 | 200 | 404 => Ok(()),
+            _ => Err(AdminError::Failed(format!(
+                "delete answered {}",
+                response.status()
+            ))),
+        }
+    }
+
+    /// Ends every Keycloak session of a user (Keycloak then calls back-channel logout).
+    pub async fn logout_user(&self, oidc: &Oidc, id: &str) -> Result<(), AdminError> {
+        let id = encode(id);
+        let response = self
+            .send(oidc, |http, base| {
+                http.post(format!("{base}/users/{id}/logout"))
+            })
+            .await?;
+        if response.status().is_success() {
+            Ok(())
+        } else {
+            Err(AdminError::Failed(format!(
+                "logout answered {}",
+                response.status()
+            )))
+        }
+    }
+}
+
+fn encode(segment: &str) -> String {
+    url::form_urlencoded::byte_serialize(segment.as_bytes()).collect()
+}
+
+/// Keycloak's error text (`errorMessage` or `error_description`), bounded.
+async fn error_message(response: reqwest::Response) -> String {
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    let text = body
+        .get("errorMessage")
+        .or_else(|| body.get("error_description"))
+        .or_else(|| body.get("error"))
+        .and_then(Value::as_str)
+        .unwrap_or("no details");
+    text.chars().take(300).collect()
+}
