@@ -8,6 +8,7 @@ use diesel::Connection;
 use serde_json::Value;
 
 use crate::db::{now, DbConn, DbError};
+use crate::models::audit::{self, Audit, AuditContext, AuditKind};
 use crate::models::social_account::{NewSocialAccount, SocialAccount, KEYCLOAK};
 use crate::models::user::{NewUser, ProfileUpdate, User};
 use crate::settings::LinkPolicy;
@@ -60,23 +61,59 @@ impl Profile {
 /// Two first logins of one subject may race (two tabs, two instances). The loser of the race hits
 /// the UNIQUE constraint on `(provider, uid)` or `username`, its transaction rolls back whole, and
 /// the retry finds the winner's row: one user, never two, never half of one.
+/// How a login is recorded in the audit log (`None` for bearer-token provisioning, which is not a
+/// login).
+pub struct LoginAudit<'a> {
+    pub ctx: &'a AuditContext,
+    pub method: &'a str,
+}
+
 pub fn login(
     conn: &mut DbConn,
     sub: &str,
     claims: &Value,
     policy: LinkPolicy,
+    audit: Option<&LoginAudit<'_>>,
 ) -> Result<User, DbError> {
     let profile = Profile::from_claims(sub, claims);
     let extra = claims.to_string();
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let result = conn.transaction(|c| login_once(c, sub, &profile, &extra, policy, now()));
+        let result: Result<User, DbError> = conn.transaction(|c| {
+            let user = login_once(c, sub, &profile, &extra, policy, now())?;
+            if let Some(a) = audit {
+                record_login(c, &user, a)?;
+            }
+            Ok(user)
+        });
         match result {
             Err(e) if e.is_unique_violation() && attempt < 3 => continue,
             other => return other,
         }
     }
+}
+
+fn record_login(conn: &mut DbConn, user: &User, a: &LoginAudit<'_>) -> Result<(), DbError> {
+    let (kind, detail) = if user.is_active {
+        (AuditKind::Login, a.method.to_string())
+    } else {
+        (
+            AuditKind::LoginFailed,
+            format!("{}: account deactivated", a.method),
+        )
+    };
+    audit::record(
+        conn,
+        a.ctx,
+        &Audit {
+            kind,
+            user_id: Some(user.id),
+            actor_id: None,
+            detail: &detail,
+        },
+    )?;
+    Ok(())
 }
 
 fn login_once(

@@ -20,6 +20,7 @@ use crate::oidc::jwt_payload;
 use crate::session::TypedSession;
 use crate::signin::TOKEN_COOKIE;
 use crate::startup::AppState;
+use crate::user_cache::UserSnapshot;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AuthSource {
@@ -31,6 +32,8 @@ pub enum AuthSource {
 /// An authenticated, active local user.
 pub struct Authenticated {
     pub user: User,
+    /// The user's linked accounts, when they came along from the user cache.
+    pub accounts: Option<Arc<UserSnapshot>>,
     pub source: AuthSource,
     /// The access token's claims (roles live here), when one is at hand.
     pub claims: Option<Arc<Value>>,
@@ -187,10 +190,19 @@ async fn authenticate(req: &HttpRequest) -> Result<Authenticated, AuthError> {
                 )))
             })?;
         let claims = validate(&state, token).await.map_err(&fail)?;
-        let user = user_for_claims(&state, &claims.sub, claims.claims.clone())
+        let snapshot = user_for_claims(&state, &claims.sub, claims.claims.clone())
             .await
             .map_err(&fail)?;
-        return finish(user, AuthSource::Bearer, Some(claims.claims)).map_err(&fail);
+        return finish(
+            snapshot.user.clone(),
+            AuthSource::Bearer,
+            Some(claims.claims),
+        )
+        .map(|mut a| {
+            a.accounts = Some(snapshot);
+            a
+        })
+        .map_err(&fail);
     }
 
     // 2. and 3. Browser credentials: the TOKEN cookie and the server-side session, set together
@@ -208,11 +220,16 @@ async fn authenticate(req: &HttpRequest) -> Result<Authenticated, AuthError> {
     if let Some(cookie) = req.cookie(TOKEN_COOKIE) {
         match validate(&state, cookie.value()).await {
             Ok(claims) => {
-                let user = user_for_claims(&state, &claims.sub, claims.claims.clone())
+                let snapshot = user_for_claims(&state, &claims.sub, claims.claims.clone())
                     .await
                     .map_err(&fail)?;
-                if user.id == auth.user_id {
-                    return finish(user, AuthSource::Cookie, Some(claims.claims)).map_err(&fail);
+                if snapshot.user.id == auth.user_id {
+                    return finish(
+                        snapshot.user.clone(),
+                        AuthSource::Cookie,
+                        Some(claims.claims),
+                    )
+                    .map_err(&fail);
                 }
                 log::warn!("TOKEN cookie and session name different users: using the session");
             }
@@ -243,6 +260,7 @@ fn finish(
     }
     Ok(Authenticated {
         user,
+        accounts: None,
         source,
         claims,
     })
@@ -267,19 +285,33 @@ async fn validate(state: &AppState, token: &str) -> Result<crate::jwt::AccessCla
     }
 }
 
-/// The local user of a token's subject; a subject seen for the first time is provisioned from the
-/// token's claims, as at login.
-async fn user_for_claims(state: &AppState, sub: &str, claims: Arc<Value>) -> Result<User, Failure> {
-    let sub = sub.to_string();
+/// The local user of a token's subject (from the user cache when fresh); a subject seen for the
+/// first time is provisioned from the token's claims, as at login.
+async fn user_for_claims(
+    state: &AppState,
+    sub: &str,
+    claims: Arc<Value>,
+) -> Result<Arc<UserSnapshot>, Failure> {
+    if let Some(hit) = state.users.get(sub) {
+        return Ok(hit);
+    }
+    let owned_sub = sub.to_string();
     let policy = state.settings.link_policy;
-    db::run(&state.pool, move |conn| {
-        if let Some(account) = SocialAccount::find(conn, KEYCLOAK, &sub)? {
-            if let Some(user) = User::find(conn, account.user_id)? {
-                return Ok(user);
-            }
-        }
-        accounts::login(conn, &sub, &claims, policy)
+    let snapshot = db::run(&state.pool, move |conn| {
+        let user = match SocialAccount::find(conn, KEYCLOAK, &owned_sub)? {
+            Some(account) => User::find(conn, account.user_id)?,
+            None => None,
+        };
+        let user = match user {
+            Some(u) => u,
+            None => accounts::login(conn, &owned_sub, &claims, policy, None)?,
+        };
+        let accounts = SocialAccount::for_user(conn, user.id)?;
+        Ok(UserSnapshot { user, accounts })
     })
     .await
-    .map_err(|e: DbError| Failure::Internal(e.into()))
+    .map_err(|e: DbError| Failure::Internal(e.into()))?;
+    let snapshot = Arc::new(snapshot);
+    state.users.put(sub, snapshot.clone());
+    Ok(snapshot)
 }

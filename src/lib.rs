@@ -23,3 +23,4 @@ pub mod session_store;
 pub mod settings;
 pub mod signin;
 pub mod startup;
+pub mod user_cache;

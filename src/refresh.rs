@@ -8,7 +8,10 @@
 
 use std::time::Duration;
 
+use diesel::Connection;
+
 use crate::db::{self, now, DbError};
+use crate::models::audit::{self, Audit, AuditContext, AuditKind};
 use crate::models::session_row;
 use crate::oidc::OidcError;
 use crate::session::{auth_from_state, state_with_auth, AuthSession};
@@ -42,23 +45,35 @@ pub fn is_fresh(auth: &AuthSession) -> bool {
     auth.tokens.access_expires_at - now() > MIN_REMAINING_SECS
 }
 
+/// Whether the row's tokens can be handed out instead of refreshing. A token that someone else
+/// refreshed meanwhile is taken as long as it has not expired (with very short lifespans it may
+/// already be under the freshness margin; refreshing again would only race).
+fn reusable(current: &AuthSession, stale: &AuthSession, force: bool) -> bool {
+    let moved_on = current.tokens.access_token != stale.tokens.access_token;
+    if moved_on {
+        current.tokens.access_expires_at > now()
+    } else {
+        !force && is_fresh(current)
+    }
+}
+
 /// Returns the session's tokens, refreshed at Keycloak if they are stale (or when `force`), with at
 /// most one refresh of this login in flight anywhere.
 pub async fn fresh_tokens(
     state: &AppState,
     stale: &AuthSession,
     force: bool,
+    ctx: &AuditContext,
 ) -> Result<AuthSession, RefreshError> {
     let login_id = stale.login_id.clone();
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
         let current = read(state, &login_id).await?;
-        let moved_on = current.tokens.access_token != stale.tokens.access_token;
-        if is_fresh(&current) && (!force || moved_on) {
+        if reusable(&current, stale, force) {
             return Ok(current);
         }
         if take_lease(state, &login_id).await? {
-            return refresh_holding_lease(state, &login_id, stale, force).await;
+            return refresh_holding_lease(state, &login_id, stale, force, ctx).await;
         }
         if tokio::time::Instant::now() >= deadline {
             return Err(RefreshError::Unavailable(
@@ -74,6 +89,7 @@ async fn refresh_holding_lease(
     login_id: &str,
     stale: &AuthSession,
     force: bool,
+    ctx: &AuditContext,
 ) -> Result<AuthSession, RefreshError> {
     // Someone may have finished a refresh between our read and our lease.
     let current = match read(state, login_id).await {
@@ -83,13 +99,12 @@ async fn refresh_holding_lease(
             return Err(e);
         }
     };
-    let moved_on = current.tokens.access_token != stale.tokens.access_token;
-    if is_fresh(&current) && (!force || moved_on) {
+    if reusable(&current, stale, force) {
         release(state, login_id, None).await;
         return Ok(current);
     }
     let Some(refresh_token) = current.tokens.refresh_token.clone() else {
-        end_login(state, login_id).await;
+        end_login(state, login_id, current.user_id, "no refresh token", ctx).await;
         return Err(RefreshError::Ended("no refresh token".into()));
     };
     state
@@ -104,12 +119,13 @@ async fn refresh_holding_lease(
             if next.tokens.id_token.is_none() {
                 next.tokens.id_token = old_id_token;
             }
-            release(state, login_id, Some(&next)).await;
+            release(state, login_id, Some((&next, ctx))).await;
             log::info!("refreshed the access token of user {}", next.user_id);
             Ok(next)
         }
         Err(OidcError::Rejected { error, description }) => {
-            end_login(state, login_id).await;
+            let why = format!("{error}: {description}");
+            end_login(state, login_id, current.user_id, &why, ctx).await;
             Err(RefreshError::Ended(format!("{error}: {description}")))
         }
         Err(OidcError::Unavailable(why)) => {
@@ -143,20 +159,32 @@ async fn take_lease(state: &AppState, login_id: &str) -> Result<bool, RefreshErr
     .await?)
 }
 
-/// Releases the lease, storing `auth` into the row when given. Failures are logged: the lease
-/// then simply runs out.
-async fn release(state: &AppState, login_id: &str, auth: Option<&AuthSession>) {
+/// Releases the lease, storing a refreshed `auth` into the row (and its audit event, in the same
+/// transaction) when given. Failures are logged: the lease then simply runs out.
+async fn release(
+    state: &AppState,
+    login_id: &str,
+    refreshed: Option<(&AuthSession, &AuditContext)>,
+) {
     let id = login_id.to_string();
-    let auth = auth.cloned();
+    let refreshed = refreshed.map(|(a, c)| (a.clone(), c.clone()));
     let result = db::run(&state.pool, move |conn| {
-        let new_state = match &auth {
-            Some(a) => {
-                let raw = session_row::state_by_login(conn, &id, now())?;
-                raw.as_deref().and_then(|r| state_with_auth(r, a))
-            }
-            None => None,
-        };
-        Ok(session_row::finish_lease(conn, &id, new_state.as_deref())?)
+        conn.transaction(|conn| {
+            let Some((auth, ctx)) = &refreshed else {
+                return Ok(session_row::finish_lease(conn, &id, None)?);
+            };
+            // Write first, so SQLite takes its write lock before the read below.
+            let event = Audit {
+                kind: AuditKind::TokenRefresh,
+                user_id: Some(auth.user_id),
+                actor_id: None,
+                detail: "access token refreshed",
+            };
+            audit::record(conn, ctx, &event)?;
+            let raw = session_row::state_by_login(conn, &id, now())?;
+            let new_state = raw.as_deref().and_then(|r| state_with_auth(r, auth));
+            Ok(session_row::finish_lease(conn, &id, new_state.as_deref())?)
+        })
     })
     .await;
     if let Err(e) = result {
@@ -164,11 +192,23 @@ async fn release(state: &AppState, login_id: &str, auth: Option<&AuthSession>) {
     }
 }
 
-/// Deletes the session row of a login whose Keycloak session is over.
-async fn end_login(state: &AppState, login_id: &str) {
+/// Deletes the session row of a login whose Keycloak session is over, and says why in the audit
+/// log.
+async fn end_login(state: &AppState, login_id: &str, user_id: i64, why: &str, ctx: &AuditContext) {
     let id = login_id.to_string();
+    let detail = format!("refresh refused, session ended: {why}");
+    let ctx = ctx.clone();
     if let Err(e) = db::run(&state.pool, move |conn| {
-        Ok(session_row::delete_by_login(conn, &id)?)
+        conn.transaction(|conn| {
+            let event = Audit {
+                kind: AuditKind::RefreshFailed,
+                user_id: Some(user_id),
+                actor_id: None,
+                detail: &detail,
+            };
+            audit::record(conn, &ctx, &event)?;
+            Ok(session_row::delete_by_login(conn, &id)?)
+        })
     })
     .await
     {

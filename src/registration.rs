@@ -8,6 +8,7 @@ use serde_json::json;
 
 use crate::db::{self, now, DbError};
 use crate::keycloak_admin::{AdminError, NewKeycloakUser};
+use crate::models::audit::{self, Audit, AuditContext, AuditKind};
 use crate::models::social_account::{NewSocialAccount, SocialAccount, KEYCLOAK};
 use crate::models::user::{NewUser, User};
 use crate::startup::AppState;
@@ -128,7 +129,11 @@ pub enum RegisterError {
 }
 
 /// Creates the user in Keycloak and locally; returns the local user.
-pub async fn register(state: &AppState, form: &ValidRegistration) -> Result<User, RegisterError> {
+pub async fn register(
+    state: &AppState,
+    form: &ValidRegistration,
+    ctx: &AuditContext,
+) -> Result<User, RegisterError> {
     let keycloak_id = state
         .admin
         .create_user(
@@ -152,8 +157,20 @@ pub async fn register(state: &AppState, form: &ValidRegistration) -> Result<User
     let (username, email) = (form.username.clone(), form.email.clone());
     let (first, last) = (form.first_name.clone(), form.last_name.clone());
     let uid = keycloak_id.clone();
+    let ctx = ctx.clone();
     let local = db::run(&state.pool, move |conn| {
-        conn.transaction(|c| create_local(c, &uid, &username, &email, &first, &last))
+        conn.transaction(|c| {
+            let user = create_local(c, &uid, &username, &email, &first, &last)?;
+            let detail = format!("registered as {username} (Keycloak id {uid})");
+            let event = Audit {
+                kind: AuditKind::Registration,
+                user_id: Some(user.id),
+                actor_id: None,
+                detail: &detail,
+            };
+            audit::record(c, &ctx, &event)?;
+            Ok(user)
+        })
     })
     .await;
     match local {

@@ -1,6 +1,19 @@
 // @generated automatically by Diesel CLI.
 
 diesel::table! {
+    audit_events (id) {
+        id -> Int8,
+        user_id -> Nullable<Int8>,
+        actor_id -> Nullable<Int8>,
+        kind -> Text,
+        created_at -> Int8,
+        ip -> Nullable<Text>,
+        user_agent -> Nullable<Text>,
+        detail -> Text,
+    }
+}
+
+diesel::table! {
     sessions (key_hash) {
         key_hash -> Text,
         state -> Text,
@@ -40,4 +53,4 @@ diesel::table! {
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(social_accounts -> users (user_id));
 
-diesel::allow_tables_to_appear_in_same_query!(sessions, social_accounts, users,);
+diesel::allow_tables_to_appear_in_same_query!(audit_events, sessions, social_accounts, users,);

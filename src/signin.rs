@@ -6,6 +6,7 @@ use actix_web::cookie::{Cookie, SameSite};
 use crate::accounts;
 use crate::crypto::random_token;
 use crate::db::{self, DbError};
+use crate::models::audit::AuditContext;
 use crate::models::user::User;
 use crate::oidc::GrantResult;
 use crate::session::{AuthSession, SessionWriteError, TypedSession};
@@ -36,6 +37,8 @@ pub async fn complete_sign_in(
     state: &AppState,
     session: &TypedSession,
     grant: GrantResult,
+    ctx: &AuditContext,
+    method: &'static str,
 ) -> Result<SignedIn, SignInError> {
     let GrantResult {
         sub,
@@ -44,10 +47,14 @@ pub async fn complete_sign_in(
         kc_sid,
     } = grant;
     let policy = state.settings.link_policy;
+    let ctx = ctx.clone();
     let user = db::run(&state.pool, move |conn| {
-        accounts::login(conn, &sub, &claims, policy)
+        let audit = accounts::LoginAudit { ctx: &ctx, method };
+        accounts::login(conn, &sub, &claims, policy, Some(&audit))
     })
     .await?;
+    // The login may have changed the profile: cached copies must not outlive it.
+    state.users.forget_user(user.id);
     if !user.is_active {
         return Err(SignInError::Deactivated(user.id));
     }

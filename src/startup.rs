@@ -21,6 +21,7 @@ use crate::oidc::Oidc;
 use crate::rate_limit::FailureLimiter;
 use crate::session_store::{spawn_purger, DbSessionStore};
 use crate::settings::{is_loopback, Settings};
+use crate::user_cache::UserCache;
 
 /// Everything a handler needs, shared by all workers.
 pub struct AppState {
@@ -32,6 +33,8 @@ pub struct AppState {
     /// Cookies get `Secure` when keygate is served over https.
     pub secure_cookies: bool,
     pub admin: KeycloakAdmin,
+    /// Users by Keycloak subject, for bearer requests without a database round trip.
+    pub users: UserCache,
     /// Failed password logins per client IP and per username.
     pub login_failures: FailureLimiter,
     /// Refreshes this process made at Keycloak (observability, and tests of the refresh lease).
@@ -80,6 +83,7 @@ impl Application {
             oidc,
             tokens,
             admin,
+            users: UserCache::default(),
             login_failures: FailureLimiter::new(5, std::time::Duration::from_secs(60)),
             refreshes: Default::default(),
         });

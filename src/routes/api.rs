@@ -32,10 +32,15 @@ struct Me {
 pub async fn me(auth: Authenticated, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let user = auth.user;
     let user_id = user.id;
-    let accounts = db::run(&state.pool, move |conn| {
-        Ok(SocialAccount::for_user(conn, user_id)?)
-    })
-    .await?;
+    let accounts = match auth.accounts {
+        Some(snapshot) => snapshot.accounts.clone(),
+        None => {
+            db::run(&state.pool, move |conn| {
+                Ok(SocialAccount::for_user(conn, user_id)?)
+            })
+            .await?
+        }
+    };
     let me = Me {
         id: user.id,
         username: user.username,

@@ -8,6 +8,7 @@ use serde::Deserialize;
 use crate::auth::{AuthSource, Authenticated};
 use crate::db::now;
 use crate::errors::{error_page, unexpected_page};
+use crate::models::audit::{self, Audit, AuditContext, AuditKind};
 use crate::next_url::NextUrl;
 use crate::oidc::OidcError;
 use crate::session::{TypedSession, PENDING_TTL_SECS};
@@ -285,16 +286,20 @@ pub async fn password_login(
         );
         return Ok(page);
     }
-    let ip = req
-        .peer_addr()
-        .map(|a| a.ip().to_string())
-        .unwrap_or_default();
+    let ctx = AuditContext::of(&req);
+    let ip = ctx.ip.clone().unwrap_or_default();
     let keys = [
         format!("ip:{ip}"),
         format!("user:{}", username.to_lowercase()),
     ];
     if let Err(wait) = state.login_failures.check(&keys) {
         log::warn!("password login rate-limited for {ip} / {username}");
+        audit_failure(
+            &state,
+            &ctx,
+            format!("password login as {username:?}: rate-limited"),
+        )
+        .await;
         let message = format!("Too many failed sign-in attempts. Try again in {wait} seconds.");
         let mut page = render_login(
             &state,
@@ -315,6 +320,8 @@ pub async fn password_login(
             if matches!(failure, LoginError::BadCredentials) {
                 state.login_failures.record_failure(&keys);
             }
+            let detail = format!("password login as {username:?}: {failure}");
+            audit_failure(&state, &ctx, detail).await;
             log::info!("password login refused for {username}: {error}: {description}");
             return Ok(match failure {
                 LoginError::Unexpected(e) => unexpected_page(&e),
@@ -330,7 +337,7 @@ pub async fn password_login(
         }
         Err(other) => return Err(other.into()),
     };
-    let signed_in = complete_sign_in(&state, &session, grant).await?;
+    let signed_in = complete_sign_in(&state, &session, grant, &ctx, "password").await?;
     log::info!("user {} signed in with a password", signed_in.user.id);
     Ok(HttpResponse::SeeOther()
         .insert_header((header::LOCATION, next.as_str()))
@@ -384,6 +391,7 @@ pub struct CallbackQuery {
 
 /// GET /login/callback: check state, exchange the code, validate the ID token, sign in.
 pub async fn callback(
+    ctx: AuditContext,
     state: web::Data<AppState>,
     session: TypedSession,
     query: web::Query<CallbackQuery>,
@@ -409,13 +417,31 @@ pub async fn callback(
         return Err(LoginError::Expired);
     }
     let grant = state.oidc.exchange_code(&pending, code).await?;
-    let signed_in = complete_sign_in(&state, &session, grant).await?;
+    let signed_in = complete_sign_in(&state, &session, grant, &ctx, "code flow").await?;
     log::info!("user {} signed in with Keycloak", signed_in.user.id);
     Ok(HttpResponse::SeeOther()
         .insert_header((header::LOCATION, pending.next.as_str()))
         .insert_header(("Cache-Control", "no-store"))
         .cookie(signed_in.token_cookie)
         .finish())
+}
+
+/// Records a failed login that has no local user to attach to.
+async fn audit_failure(state: &AppState, ctx: &AuditContext, detail: String) {
+    let ctx = ctx.clone();
+    let result = crate::db::run(&state.pool, move |conn| {
+        let event = Audit {
+            kind: AuditKind::LoginFailed,
+            user_id: None,
+            actor_id: None,
+            detail: &detail,
+        };
+        Ok(audit::record(conn, &ctx, &event)?)
+    })
+    .await;
+    if let Err(e) = result {
+        log::error!("could not write the audit log: {e}");
+    }
 }
 
 pub fn redirect(location: &str) -> HttpResponse {

@@ -8,12 +8,14 @@ use serde_json::json;
 
 use crate::db;
 use crate::errors::unexpected_page;
+use crate::models::audit::{self, Audit, AuditContext, AuditKind};
 use crate::models::session_row;
 use crate::models::social_account::{SocialAccount, KEYCLOAK};
 use crate::oidc::jwt_payload;
 use crate::session::TypedSession;
 use crate::signin::removal_cookie;
 use crate::startup::AppState;
+use diesel::Connection;
 
 #[derive(Template)]
 #[template(path = "logout.html")]
@@ -48,6 +50,7 @@ pub struct LogoutForm {
 /// POST /logout: ends the local session, revokes the refresh token, and sends the browser to
 /// Keycloak's end-session endpoint, which comes back to the home page.
 pub async fn logout(
+    ctx: AuditContext,
     state: web::Data<AppState>,
     session: TypedSession,
     form: web::Form<LogoutForm>,
@@ -74,6 +77,20 @@ pub async fn logout(
         }
     }
     log::info!("user {} signed out", auth.user_id);
+    let user_id = auth.user_id;
+    let logged = db::run(&state.pool, move |conn| {
+        let event = Audit {
+            kind: AuditKind::Logout,
+            user_id: Some(user_id),
+            actor_id: None,
+            detail: "signed out",
+        };
+        Ok(audit::record(conn, &ctx, &event)?)
+    })
+    .await;
+    if let Err(e) = logged {
+        log::error!("could not write the audit log: {e}");
+    }
     let target = state
         .oidc
         .end_session_url(auth.tokens.id_token.as_deref(), home.as_str())
@@ -108,6 +125,7 @@ fn backchannel_error(description: &str) -> HttpResponse {
 /// ended. Deletes the matching rows of the shared session store, so every keygate instance stops
 /// honouring them on the next request.
 pub async fn backchannel_logout(
+    ctx: AuditContext,
     state: web::Data<AppState>,
     form: web::Form<BackchannelForm>,
 ) -> HttpResponse {
@@ -125,15 +143,26 @@ pub async fn backchannel_logout(
         state.tokens.forget_subject(sub);
     }
     let result = db::run(&state.pool, move |conn| {
-        let ended = match (&claims.sid, &claims.sub) {
-            (Some(sid), _) => session_row::delete_by_kc_sid(conn, sid)?,
-            (None, Some(sub)) => match SocialAccount::find(conn, KEYCLOAK, sub)? {
-                Some(account) => session_row::delete_by_user(conn, account.user_id)?,
-                None => 0,
-            },
-            (None, None) => 0,
-        };
-        Ok(ended)
+        conn.transaction(|conn| {
+            let user_id = match &claims.sub {
+                Some(sub) => SocialAccount::find(conn, KEYCLOAK, sub)?.map(|a| a.user_id),
+                None => None,
+            };
+            let ended = match (&claims.sid, user_id) {
+                (Some(sid), _) => session_row::delete_by_kc_sid(conn, sid)?,
+                (None, Some(user_id)) => session_row::delete_by_user(conn, user_id)?,
+                (None, None) => 0,
+            };
+            let detail = format!("Keycloak ended the session; {ended} keygate session(s) deleted");
+            let event = Audit {
+                kind: AuditKind::BackchannelLogout,
+                user_id,
+                actor_id: None,
+                detail: &detail,
+            };
+            audit::record(conn, &ctx, &event)?;
+            Ok(ended)
+        })
     })
     .await;
     match result {

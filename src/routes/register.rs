@@ -5,6 +5,7 @@ use actix_web::{web, HttpResponse, ResponseError};
 use askama::Template;
 
 use crate::errors::{error_page, error_page_with_retry, unexpected_page};
+use crate::models::audit::AuditContext;
 use crate::registration::{register, FieldErrors, RegisterError, RegistrationForm};
 use crate::session::TypedSession;
 use crate::startup::AppState;
@@ -80,6 +81,7 @@ pub async fn register_page(state: web::Data<AppState>, session: TypedSession) ->
 /// POST /register: validate, create in Keycloak and locally, then sign in through Keycloak with
 /// the username filled in.
 pub async fn register_submit(
+    ctx: AuditContext,
     state: web::Data<AppState>,
     session: TypedSession,
     form: web::Form<RegistrationForm>,
@@ -102,7 +104,7 @@ pub async fn register_submit(
             )
         }
     };
-    match register(&state, &valid).await {
+    match register(&state, &valid, &ctx).await {
         Ok(_) => {
             let mut to = url::Url::parse("http://x/login/keycloak").expect("static URL");
             to.query_pairs_mut()

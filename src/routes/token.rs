@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::auth::Authenticated;
 use crate::db::{self, now};
 use crate::errors::ApiError;
+use crate::models::audit::AuditContext;
 use crate::models::user::User;
 use crate::next_url::NextUrl;
 use crate::refresh::{fresh_tokens, is_fresh, RefreshError};
@@ -127,7 +128,8 @@ pub async fn issue_token(
             ));
         }
     }
-    let refreshed = match fresh_tokens(&state, &auth, force).await {
+    let ctx = AuditContext::of(&req);
+    let refreshed = match fresh_tokens(&state, &auth, force, &ctx).await {
         Ok(a) => a,
         Err(e) => return Err(refresh_failed(e, &session, unauthorized)),
     };

@@ -88,6 +88,7 @@ async fn a_failed_local_write_leaves_no_user_in_keycloak() {
         "some-other-subject",
         &json!({"preferred_username": username}),
         keygate::settings::LinkPolicy::SubjectOnly,
+        None,
     )
     .unwrap();
     let csrf = register_form(&app).await;
@@ -511,6 +512,7 @@ fn legacy_user(app: &TestApp, email: &str) -> i64 {
         &unique("legacy-sub"),
         &json!({"preferred_username": unique("legacy"), "email": email}),
         keygate::settings::LinkPolicy::SubjectOnly,
+        None,
     )
     .unwrap()
     .id

@@ -19,8 +19,14 @@ fn race_first_logins(pool: Pool) {
             std::thread::spawn(move || {
                 let mut conn = pool.get().expect("connection");
                 barrier.wait();
-                keygate::accounts::login(&mut conn, "race-sub", &claims, LinkPolicy::SubjectOnly)
-                    .map(|u| u.id)
+                keygate::accounts::login(
+                    &mut conn,
+                    "race-sub",
+                    &claims,
+                    LinkPolicy::SubjectOnly,
+                    None,
+                )
+                .map(|u| u.id)
             })
         })
         .collect();
@@ -63,6 +69,7 @@ fn a_local_user_with_the_same_username_is_never_taken_over() {
         "sub-1",
         &json!({"preferred_username": "carol"}),
         LinkPolicy::SubjectOnly,
+        None,
     )
     .unwrap();
     // Another subject (say, from a re-created Keycloak user) with the same username and email.
@@ -71,6 +78,7 @@ fn a_local_user_with_the_same_username_is_never_taken_over() {
         "sub-2",
         &json!({"preferred_username": "carol", "email": "c@example.com", "email_verified": true}),
         LinkPolicy::SubjectOnly,
+        None,
     )
     .unwrap();
     assert_ne!(first.id, second.id);
