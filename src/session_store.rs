@@ -150,20 +150,24 @@ impl SessionStore for DbSessionStore {
     }
 }
 
-/// Deletes expired rows every `every`, for as long as the server runs.
-pub fn spawn_purger(pool: Pool, every: std::time::Duration) {
+/// Every `every`, for as long as the server runs: deletes expired sessions and audit events
+/// older than `audit_retention_days`.
+pub fn spawn_purger(pool: Pool, every: std::time::Duration, audit_retention_days: u32) {
     actix_web::rt::spawn(async move {
         let mut tick = actix_web::rt::time::interval(every);
         loop {
             tick.tick().await;
-            match db::run(&pool, |conn| {
-                Ok(session_row::purge_expired(conn, db::now())?)
+            let cutoff = db::now() - i64::from(audit_retention_days) * 86400;
+            let result = db::run(&pool, move |conn| {
+                let sessions = session_row::purge_expired(conn, db::now())?;
+                let events = crate::models::audit::prune(conn, cutoff)?;
+                Ok((sessions, events))
             })
-            .await
-            {
-                Ok(0) => {}
-                Ok(n) => log::info!("purged {n} expired session(s)"),
-                Err(e) => log::warn!("session purge failed: {e}"),
+            .await;
+            match result {
+                Ok((0, 0)) => {}
+                Ok((s, e)) => log::info!("purged {s} expired session(s), {e} old audit event(s)"),
+                Err(e) => log::warn!("purge failed: {e}"),
             }
         }
     });

@@ -87,7 +87,11 @@ impl Application {
             login_failures: FailureLimiter::new(5, std::time::Duration::from_secs(60)),
             refreshes: Default::default(),
         });
-        spawn_purger(pool.clone(), std::time::Duration::from_secs(300));
+        spawn_purger(
+            pool.clone(),
+            std::time::Duration::from_secs(300),
+            state.settings.audit_retention_days,
+        );
 
         let csp = content_security_policy(&state.settings.issuer_url);
         let server_state = state.clone();

@@ -84,3 +84,12 @@ impl SocialAccount {
         .execute(conn)
     }
 }
+
+/// How many accounts each of `user_ids` has linked.
+pub fn counts_for(conn: &mut DbConn, user_ids: &[i64]) -> QueryResult<Vec<(i64, i64)>> {
+    social_accounts::table
+        .filter(social_accounts::user_id.eq_any(user_ids))
+        .group_by(social_accounts::user_id)
+        .select((social_accounts::user_id, diesel::dsl::count_star()))
+        .load(conn)
+}

@@ -102,3 +102,89 @@ impl User {
         }
     }
 }
+
+diesel::define_sql_function!(fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text);
+diesel::define_sql_function! {
+    #[sql_name = "lower"]
+    fn lower_opt(x: diesel::sql_types::Nullable<diesel::sql_types::Text>)
+        -> diesel::sql_types::Nullable<diesel::sql_types::Text>;
+}
+
+/// How the admin user list is ordered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UserSort {
+    Created,
+    LastLogin,
+}
+
+/// One page of the admin user list.
+pub struct UserQuery<'a> {
+    /// Case-insensitive substring of username, email, first or last name.
+    pub search: Option<&'a str>,
+    pub sort: UserSort,
+    pub descending: bool,
+    pub offset: i64,
+    pub limit: i64,
+}
+
+/// `%text%` for LIKE, with LIKE's own wildcards escaped so a search for `a_b` means `a_b`.
+fn like_pattern(text: &str) -> String {
+    let mut p = String::with_capacity(text.len() + 2);
+    p.push('%');
+    for c in text.to_lowercase().chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            p.push('\\');
+        }
+        p.push(c);
+    }
+    p.push('%');
+    p
+}
+
+impl User {
+    /// A page of users and the number of users matching the search. Only the page is loaded.
+    pub fn page(conn: &mut DbConn, q: &UserQuery<'_>) -> QueryResult<(Vec<User>, i64)> {
+        let filtered = || {
+            let mut query = users::table.into_boxed();
+            if let Some(text) = q.search.filter(|t| !t.trim().is_empty()) {
+                let pattern = like_pattern(text.trim());
+                query = query.filter(
+                    lower(users::username)
+                        .like(pattern.clone())
+                        .escape('\\')
+                        .or(lower_opt(users::email).like(pattern.clone()).escape('\\'))
+                        .or(lower(users::first_name).like(pattern.clone()).escape('\\'))
+                        .or(lower(users::last_name).like(pattern).escape('\\')),
+                );
+            }
+            query
+        };
+        let total: i64 = filtered().count().get_result(conn)?;
+        let query = filtered();
+        let query = match (q.sort, q.descending) {
+            (UserSort::Created, true) => query.order((users::created_at.desc(), users::id.desc())),
+            (UserSort::Created, false) => query.order((users::created_at.asc(), users::id.asc())),
+            (UserSort::LastLogin, true) => {
+                query.order((users::last_login_at.desc(), users::id.desc()))
+            }
+            (UserSort::LastLogin, false) => {
+                query.order((users::last_login_at.asc(), users::id.asc()))
+            }
+        };
+        let rows = query
+            .offset(q.offset)
+            .limit(q.limit)
+            .select(User::as_select())
+            .load(conn)?;
+        Ok((rows, total))
+    }
+
+    pub fn count_all(conn: &mut DbConn) -> QueryResult<(i64, i64)> {
+        let all = users::table.count().get_result(conn)?;
+        let active = users::table
+            .filter(users::is_active.eq(true))
+            .count()
+            .get_result(conn)?;
+        Ok((all, active))
+    }
+}

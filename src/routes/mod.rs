@@ -2,6 +2,7 @@
 
 use actix_web::{web, HttpResponse};
 
+mod admin;
 mod api;
 mod home;
 mod login;
@@ -36,6 +37,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 actix_web::error::InternalError::from_response(err, response).into()
             }),
     )
+    .app_data(web::PathConfig::default().error_handler(|err, _req| {
+        let response = crate::errors::error_page_with_retry(
+            actix_web::http::StatusCode::NOT_FOUND,
+            "Page not found",
+            "There is nothing at this address.",
+            "/",
+            "Home",
+        );
+        actix_web::error::InternalError::from_response(err, response).into()
+    }))
     .route("/", web::get().to(home::home))
     .route("/healthz", web::get().to(health))
     .route("/login", web::get().to(login::login_page))
@@ -56,6 +67,15 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .route("/token", web::get().to(token::token_page))
     .route("/api/token", web::post().to(token::issue_token))
     .route("/api/me", web::get().to(api::me))
+    .route("/admin", web::get().to(admin::dashboard))
+    .route("/admin/users", web::get().to(admin::users))
+    .route("/admin/users/{id}", web::get().to(admin::user_detail))
+    .route(
+        "/admin/users/{id}/confirm/{action}",
+        web::get().to(admin::confirm),
+    )
+    .route("/admin/users/{id}/{action}", web::post().to(admin::act))
+    .route("/admin/audit", web::get().to(admin::audit_log))
     .route("/static/{name}", web::get().to(static_file))
     .default_service(web::to(not_found));
 }

@@ -1,6 +1,7 @@
 //! Integration tests: the real keygate against the real Keycloak (`./scripts/keycloak.sh start`).
 
 mod accounts;
+mod admin;
 mod helpers;
 mod login;
 mod proxy;

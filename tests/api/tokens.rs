@@ -234,6 +234,11 @@ async fn expired_tokens_are_refreshed_once_for_ten_concurrent_requests() {
         admin.events("REFRESH_TOKEN", &client.client_id).await.len(),
         2
     );
+    let refreshes = crate::admin::audit_kinds(&app)
+        .into_iter()
+        .filter(|(k, _, _)| k == "token_refresh")
+        .count();
+    assert_eq!(refreshes, 2, "each refresh is in the audit log");
 }
 
 #[actix_web::test]
@@ -257,6 +262,12 @@ async fn a_session_ended_in_keycloak_answers_auth_redirect_and_is_deleted() {
         .unwrap()
         .starts_with(&format!("{}/login/keycloak?next=", app.address)));
     assert_eq!(app.session_count(), 0, "the local session row is gone");
+    assert!(
+        crate::admin::audit_kinds(&app)
+            .iter()
+            .any(|(kind, _, _)| kind == "refresh_failed"),
+        "audit has refresh_failed"
+    );
 }
 
 fn b64(v: &Value) -> String {

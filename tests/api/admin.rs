@@ -1,0 +1,388 @@
+//! Admin pages: who may enter, user actions, CSRF, audit rows, and a 10,000-user table.
+
+use diesel::prelude::*;
+use serde_json::Value;
+
+use crate::helpers::*;
+
+pub fn audit_kinds(app: &TestApp) -> Vec<(String, Option<i64>, Option<i64>)> {
+    use keygate::schema::audit_events::dsl::*;
+    audit_events
+        .order(id.asc())
+        .select((kind, user_id, actor_id))
+        .load(&mut app.conn())
+        .expect("audit events")
+}
+
+async fn user_id_of(app: &TestApp, client: &reqwest::Client) -> i64 {
+    let me: Value = client
+        .get(app.url("/api/me"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    me["id"].as_i64().expect("user id")
+}
+
+/// Confirms and runs an admin action as the signed-in admin of `app.client`.
+async fn admin_action(app: &TestApp, user: i64, action: &str) -> reqwest::Response {
+    let confirm = app
+        .get(&format!("/admin/users/{user}/confirm/{action}"))
+        .await;
+    assert_eq!(confirm.status(), 200, "confirm page for {action}");
+    let csrf = csrf_of(&confirm.text().await.unwrap());
+    app.client
+        .post(app.url(&format!("/admin/users/{user}/{action}")))
+        .form(&[("csrf_token", csrf.as_str())])
+        .send()
+        .await
+        .unwrap()
+}
+
+#[actix_web::test]
+async fn only_admins_enter_and_anonymous_visitors_are_sent_to_login() {
+    let app = spawn_app().await;
+    let anonymous = app.get("/admin/users?q=x").await;
+    assert_eq!(anonymous.status(), 303);
+    assert_eq!(location(&anonymous), "/login?next=%2Fadmin%2Fusers%3Fq%3Dx");
+
+    let bob = browser();
+    let cb = keycloak_login_until_callback(&bob, &app.address, BOB, "/").await;
+    bob.get(cb).send().await.unwrap();
+    let bob_id = user_id_of(&app, &bob).await;
+
+    app.login(ALICE, "/").await;
+    let alice_id = user_id_of(&app, &app.client).await;
+    for page in [
+        "/admin".to_string(),
+        "/admin/users".to_string(),
+        "/admin/users?q=bo&sort=last_login&dir=asc&page=1".to_string(),
+        format!("/admin/users/{bob_id}"),
+        format!("/admin/users/{bob_id}/confirm/deactivate"),
+        "/admin/audit".to_string(),
+        format!("/admin/audit?kind=login&user={alice_id}"),
+    ] {
+        let r = app.get(&page).await;
+        assert_eq!(r.status(), 200, "alice on {page}");
+        let body = r.text().await.unwrap();
+        assert!(
+            !body.contains("style=") && !body.contains("<script>"),
+            "no inline code: {page}"
+        );
+        let r = bob.get(app.url(&page)).send().await.unwrap();
+        assert_eq!(r.status(), 403, "bob on {page}");
+    }
+    let dashboard = app.get("/admin").await.text().await.unwrap();
+    assert!(dashboard.contains("id=\"stat-users\">2<"), "{dashboard}");
+    assert!(dashboard.contains("id=\"stat-logins-day\">2<"));
+    assert!(dashboard.contains("<svg class=\"chart\""));
+    assert_eq!(app.get("/admin/users/999999").await.status(), 404);
+    assert_eq!(app.get("/admin/users/not-a-number").await.status(), 404);
+}
+
+#[actix_web::test]
+async fn deactivation_locks_bob_out_at_once_and_reactivation_lets_him_back() {
+    let app = spawn_app().await;
+    let bob = browser();
+    let cb = keycloak_login_until_callback(&bob, &app.address, BOB, "/").await;
+    bob.get(cb).send().await.unwrap();
+    let bob_id = user_id_of(&app, &bob).await;
+    let grant = password_grant(&issuer(), "keygate", Some("keygate-dev-secret"), BOB).await;
+    let bearer = grant["access_token"].as_str().unwrap().to_string();
+    let with_bearer = || {
+        reqwest::Client::new()
+            .get(app.url("/api/me"))
+            .bearer_auth(&bearer)
+            .send()
+    };
+    assert_eq!(
+        with_bearer().await.unwrap().status(),
+        200,
+        "bearer works and is cached"
+    );
+
+    app.login(ALICE, "/").await;
+    let alice_id = user_id_of(&app, &app.client).await;
+    let r = admin_action(&app, bob_id, "deactivate").await;
+    assert_eq!(r.status(), 303);
+    assert_eq!(
+        location(&r),
+        format!("/admin/users/{bob_id}?done=deactivate")
+    );
+
+    assert_eq!(
+        bob.get(app.url("/api/me")).send().await.unwrap().status(),
+        403
+    );
+    assert_eq!(
+        with_bearer().await.unwrap().status(),
+        403,
+        "caches included"
+    );
+    let token = bob
+        .post(app.url("/api/token"))
+        .json(&serde_json::json!({"process": "login-from-cookie"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(token.status(), 403);
+    let again = keycloak_login_until_callback(&bob, &app.address, BOB, "/").await;
+    let refused = bob.get(again).send().await.unwrap();
+    assert_eq!(refused.status(), 403);
+    assert!(refused
+        .text()
+        .await
+        .unwrap()
+        .contains("deactivated by an administrator"));
+
+    let r = admin_action(&app, bob_id, "reactivate").await;
+    assert_eq!(r.status(), 303);
+    assert_eq!(with_bearer().await.unwrap().status(), 200);
+    let again = keycloak_login_until_callback(&bob, &app.address, BOB, "/").await;
+    assert_eq!(bob.get(again).send().await.unwrap().status(), 303);
+    assert_eq!(
+        bob.get(app.url("/api/me")).send().await.unwrap().status(),
+        200
+    );
+
+    let events = audit_kinds(&app);
+    let has = |k: &str, user: i64, actor: Option<i64>| {
+        events
+            .iter()
+            .any(|(kind, u, a)| kind == k && *u == Some(user) && *a == actor)
+    };
+    assert!(has("login", bob_id, None));
+    assert!(has("login", alice_id, None));
+    assert!(has("admin_deactivate", bob_id, Some(alice_id)));
+    assert!(has("admin_reactivate", bob_id, Some(alice_id)));
+    assert!(
+        has("login_failed", bob_id, None),
+        "the refused login: {events:?}"
+    );
+    let page = app
+        .get("/admin/audit?kind=admin_deactivate")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("event-admin_deactivate") && page.contains(">bob<"),
+        "{page}"
+    );
+}
+
+#[actix_web::test]
+async fn admin_posts_without_a_valid_csrf_token_change_nothing() {
+    let app = spawn_app().await;
+    let bob = browser();
+    let cb = keycloak_login_until_callback(&bob, &app.address, BOB, "/").await;
+    bob.get(cb).send().await.unwrap();
+    let bob_id = user_id_of(&app, &bob).await;
+    app.login(ALICE, "/").await;
+    for form in [vec![], vec![("csrf_token", "forged")]] {
+        let r = app
+            .client
+            .post(app.url(&format!("/admin/users/{bob_id}/deactivate")))
+            .form(&form)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 403);
+    }
+    // Bob's own session token is no admin's.
+    let confirm = app
+        .get(&format!("/admin/users/{bob_id}/confirm/deactivate"))
+        .await;
+    let csrf = csrf_of(&confirm.text().await.unwrap());
+    let r = bob
+        .post(app.url(&format!("/admin/users/{bob_id}/deactivate")))
+        .form(&[("csrf_token", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    assert_eq!(
+        bob.get(app.url("/api/me")).send().await.unwrap().status(),
+        200
+    );
+    assert!(!audit_kinds(&app)
+        .iter()
+        .any(|(k, _, _)| k.starts_with("admin_")));
+}
+
+#[actix_web::test]
+async fn sign_out_everywhere_and_unlink() {
+    let admin = KeycloakAdmin::connect().await;
+    let user = admin.create_user("signout").await;
+    let app = spawn_app().await;
+    let victim = browser();
+    let cb = keycloak_login_until_callback(&victim, &app.address, user.creds(), "/").await;
+    victim.get(cb).send().await.unwrap();
+    let id = user_id_of(&app, &victim).await;
+    app.login(ALICE, "/").await;
+
+    let r = admin_action(&app, id, "signout").await;
+    assert_eq!(r.status(), 303);
+    let done = location(&r);
+    assert_eq!(
+        victim
+            .get(app.url("/api/me"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    let sessions: Vec<Value> = admin
+        .request(
+            reqwest::Method::GET,
+            &format!("/users/{}/sessions", user.id),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        sessions.is_empty(),
+        "no Keycloak sessions left: {sessions:?}"
+    );
+
+    let detail = app.get(&done).await.text().await.unwrap();
+    assert!(detail.contains("signed out everywhere"));
+    let account_id: i64 = {
+        use keygate::schema::social_accounts::dsl::*;
+        social_accounts
+            .filter(user_id.eq(id))
+            .select(keygate::schema::social_accounts::id)
+            .first(&mut app.conn())
+            .unwrap()
+    };
+    let confirm = app
+        .get(&format!(
+            "/admin/users/{id}/confirm/unlink?account={account_id}"
+        ))
+        .await
+        .text()
+        .await
+        .unwrap();
+    let csrf = csrf_of(&confirm);
+    let r = app
+        .client
+        .post(app.url(&format!("/admin/users/{id}/unlink")))
+        .form(&[
+            ("csrf_token", csrf.as_str()),
+            ("account_id", &account_id.to_string()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(
+        count(&mut app.conn(), "social_accounts"),
+        1,
+        "only alice's is left"
+    );
+    let kinds: Vec<String> = audit_kinds(&app).into_iter().map(|(k, _, _)| k).collect();
+    assert!(kinds.contains(&"admin_sign_out".to_string()));
+    assert!(kinds.contains(&"admin_unlink".to_string()));
+}
+
+#[actix_web::test]
+async fn pagination_and_search_answer_correctly_on_ten_thousand_users() {
+    let app = spawn_app().await;
+    {
+        use keygate::schema::users::dsl::*;
+        let mut pooled = app.conn();
+        // Batch inserts need the concrete backend (the multi-backend connection lacks them).
+        let keygate::db::DbConn::Sqlite(conn) = &mut *pooled else {
+            panic!("the test app runs on SQLite")
+        };
+        conn.transaction::<_, diesel::result::Error, _>(|conn| {
+            for chunk in (0..10_000i64).collect::<Vec<_>>().chunks(1000) {
+                let rows: Vec<_> = chunk
+                    .iter()
+                    .map(|i| {
+                        (
+                            username.eq(format!("user-{i:05}")),
+                            email.eq(Some(format!("user{i}@bulk.example"))),
+                            first_name.eq(if i % 1000 == 7 { "Zebedee" } else { "Bulk" }),
+                            last_name.eq("User"),
+                            is_active.eq(true),
+                            created_at.eq(1_700_000_000 + i),
+                            last_login_at.eq(None::<i64>),
+                        )
+                    })
+                    .collect();
+                diesel::insert_into(users).values(rows).execute(conn)?;
+            }
+            Ok(())
+        })
+        .unwrap();
+    }
+    app.login(ALICE, "/").await;
+
+    let first = app.get("/admin/users").await.text().await.unwrap();
+    assert!(first.contains("id=\"users-total\">(10001)<"));
+    assert!(first.contains("Page 1 of 401"));
+    assert_eq!(
+        first.matches("<tr>").count() - 1,
+        25,
+        "a header row and 25 users"
+    );
+    assert!(
+        first.contains(">alice<"),
+        "newest first: alice signed up last"
+    );
+
+    let oldest = app
+        .get("/admin/users?sort=created&dir=asc&page=1")
+        .await
+        .text()
+        .await
+        .unwrap();
+    let first_row = oldest.find(">user-00000<").expect("oldest first");
+    assert!(first_row < oldest.find(">user-00001<").unwrap());
+    let last = app
+        .get("/admin/users?sort=created&dir=asc&page=401")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(last.matches("<tr>").count() - 1, 1);
+    assert!(last.contains(">alice<"));
+
+    let found = app
+        .get("/admin/users?q=USER-0424")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        found.contains("id=\"users-total\">(10)<"),
+        "case-insensitive substring"
+    );
+    let by_name = app
+        .get("/admin/users?q=zebedee")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(by_name.contains("id=\"users-total\">(10)<"));
+    let by_email = app
+        .get("/admin/users?q=user9999%40bulk")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(by_email.contains("id=\"users-total\">(1)<"));
+    assert!(by_email.contains(">user-09999<"));
+    // LIKE wildcards in the search are literal.
+    let wildcard = app.get("/admin/users?q=%25").await.text().await.unwrap();
+    assert!(wildcard.contains("id=\"users-total\">(0)<"));
+    let beyond = app.get("/admin/users?page=9999").await;
+    assert_eq!(beyond.status(), 200);
+}
