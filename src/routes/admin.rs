@@ -208,7 +208,8 @@ pub async fn dashboard(_admin: Admin, state: web::Data<AppState>) -> HttpRespons
             logins_week,
             bars,
             max,
-            chart_width: DAYS * BAR_STEP,
+            // Room for the last day's label.
+            chart_width: DAYS * BAR_STEP + 24,
             chart_height: CHART_HEIGHT,
         }
         .render(),

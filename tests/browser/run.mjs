@@ -74,8 +74,72 @@ async function token_page_shows_alice(t) {
   await t.shot(page, 'token-page');
 }
 
-// Run in this order. Later: registration (/register), admin pages (/admin, /admin/users as alice).
-const SCENARIOS = [login_with_keycloak, token_page_shows_alice];
+// A new person registers on keygate's page, is sent to Keycloak with the username filled in,
+// signs in with the new password and lands home as the new user.
+async function register_and_sign_in(t) {
+  const page = await t.newPage();
+  const username = `web-${Date.now().toString(36)}`;
+  const password = 'browser-pass-123';
+  await page.goto(`${t.base}/register`);
+  await page.fill('input[name=username]', username);
+  await page.fill('input[name=email]', `${username}@example.com`);
+  await page.fill('input[name=first_name]', 'Web');
+  await page.fill('input[name=last_name]', 'Tester');
+  await page.fill('input[name=password]', password);
+  await page.fill('input[name=password2]', password);
+  await t.shot(page, '1-form');
+  await page.click('#register-submit');
+  await page.waitForSelector('#kc-login');
+  const prefilled = await page.inputValue('#username');
+  assert(prefilled === username, `Keycloak's username field holds ${prefilled}`);
+  await page.fill('#password', password);
+  await page.click('#kc-login');
+  await page.waitForURL((u) => u.origin === t.base && u.pathname === '/');
+  await waitForText(page.locator('#username'), username);
+  await t.shot(page, '2-signed-in');
+}
+
+// Alice (keygate-admin) opens the dashboard and the users page; screenshots are kept.
+async function admin_pages_as_alice(t) {
+  const page = await t.newPage();
+  await t.signIn(page, USERS.alice);
+  await page.goto(`${t.base}/admin`);
+  await page.locator('#logins-chart').waitFor();
+  const users = Number(await page.locator('#stat-users').innerText());
+  assert(users >= 1, `dashboard counts users: ${users}`);
+  await t.shot(page, 'dashboard');
+  await page.goto(`${t.base}/admin/users`);
+  await page.locator('#users-table').waitFor();
+  const table = await page.locator('#users-table').innerText();
+  assert(table.includes('alice'), `users table lists alice: ${table}`);
+  await t.shot(page, 'users');
+  await page.getByRole('link', { name: 'alice', exact: true }).click();
+  await page.locator('#status').waitFor();
+  await t.shot(page, 'user-detail');
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.goto(`${t.base}/admin/users`);
+  await t.shot(page, 'users-phone');
+}
+
+// Sign out through the confirm page and Keycloak's end-session endpoint, back to "signed out".
+async function sign_out(t) {
+  const page = await t.newPage();
+  await t.signIn(page, USERS.bob);
+  await page.getByRole('link', { name: 'Sign out' }).click();
+  await page.click('#logout-submit');
+  await page.waitForURL((u) => u.origin === t.base && u.pathname === '/');
+  await waitForText(page.locator('.notice'), 'You have been signed out.');
+  await t.shot(page, 'signed-out');
+}
+
+// Run in this order.
+const SCENARIOS = [
+  login_with_keycloak,
+  token_page_shows_alice,
+  register_and_sign_in,
+  admin_pages_as_alice,
+  sign_out,
+];
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -278,10 +342,17 @@ async function main() {
       const context = await browser.newContext();
       context.setDefaultTimeout(15000);
       const pages = [];
+      const cspViolations = [];
       const t = {
         base: keygate.base,
         newPage: async () => {
           const page = await context.newPage();
+          // keygate serves a CSP without 'unsafe-inline': any violation means a page broke it.
+          page.on('console', (msg) => {
+            if (/Content Security Policy/i.test(msg.text()) && page.url().startsWith(keygate.base)) {
+              cspViolations.push(`${page.url()}: ${msg.text()}`);
+            }
+          });
           pages.push(page);
           return page;
         },
@@ -291,6 +362,7 @@ async function main() {
       };
       try {
         await withTimeout(scenario(t), SCENARIO_TIMEOUT, name);
+        assert(cspViolations.length === 0, `CSP violations: ${cspViolations.join('; ')}`);
         passed += 1;
         console.log(`ok - ${name}`);
       } catch (e) {
