@@ -528,8 +528,9 @@ where
             description: r.error_description().cloned().unwrap_or_default(),
         },
         RequestTokenError::Request(e) => OidcError::Unavailable(error_chain(&e)),
+        // A token response we cannot read is the provider's fault, not ours: refuse the login.
         RequestTokenError::Parse(e, _) => {
-            OidcError::Unexpected(anyhow::anyhow!("unreadable token response: {e}"))
+            OidcError::InvalidIdToken(format!("unreadable token response: {e}"))
         }
         RequestTokenError::Other(e) => OidcError::Unavailable(e),
     }

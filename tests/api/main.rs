@@ -2,6 +2,7 @@
 
 mod accounts;
 mod admin;
+mod cli;
 mod helpers;
 mod login;
 mod proxy;
