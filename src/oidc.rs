@@ -146,10 +146,6 @@ impl Oidc {
         &self.http
     }
 
-    pub fn client_id(&self) -> &str {
-        self.client_id.as_str()
-    }
-
     /// The discovered provider, fetched on first use and again when stale. While Keycloak is down
     /// this fails with [`OidcError::Unavailable`] and the next call tries again, so keygate recovers
     /// without a restart.

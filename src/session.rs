@@ -81,18 +81,10 @@ impl TypedSession {
         self.get(AUTH_KEY)
     }
 
-    pub fn user_id(&self) -> Option<i64> {
-        self.auth().map(|a| a.user_id)
-    }
-
     /// Starts a signed-in session under a fresh key (no session fixation).
     pub fn sign_in(&self, auth: &AuthSession) -> Result<(), SessionWriteError> {
         self.remove_if_present(PENDING_KEY);
         self.0.renew();
-        self.set(AUTH_KEY, auth)
-    }
-
-    pub fn set_auth(&self, auth: &AuthSession) -> Result<(), SessionWriteError> {
         self.set(AUTH_KEY, auth)
     }
 

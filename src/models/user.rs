@@ -47,14 +47,6 @@ impl User {
             .optional()
     }
 
-    pub fn find_by_username(conn: &mut DbConn, username: &str) -> QueryResult<Option<User>> {
-        users::table
-            .filter(users::username.eq(username))
-            .select(User::as_select())
-            .first(conn)
-            .optional()
-    }
-
     pub fn find_by_email(conn: &mut DbConn, email: &str) -> QueryResult<Vec<User>> {
         users::table
             .filter(users::email.eq(email))

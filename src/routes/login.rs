@@ -12,7 +12,7 @@ use crate::models::audit::{self, Audit, AuditContext, AuditKind};
 use crate::next_url::NextUrl;
 use crate::oidc::OidcError;
 use crate::session::{TypedSession, PENDING_TTL_SECS};
-use crate::signin::{complete_sign_in, SignInError};
+use crate::signin::{complete_sign_in, SignInError, SignedIn};
 use crate::startup::AppState;
 
 /// Why a login did not complete. Each variant is a page that tells the person what happened.
@@ -339,11 +339,7 @@ pub async fn password_login(
     };
     let signed_in = complete_sign_in(&state, &session, grant, &ctx, "password").await?;
     log::info!("user {} signed in with a password", signed_in.user.id);
-    Ok(HttpResponse::SeeOther()
-        .insert_header((header::LOCATION, next.as_str()))
-        .insert_header(("Cache-Control", "no-store"))
-        .cookie(signed_in.token_cookie)
-        .finish())
+    Ok(to_next(&next, signed_in))
 }
 
 /// Keycloak answers every password-grant failure with `invalid_grant` and a description; only
@@ -419,11 +415,16 @@ pub async fn callback(
     let grant = state.oidc.exchange_code(&pending, code).await?;
     let signed_in = complete_sign_in(&state, &session, grant, &ctx, "code flow").await?;
     log::info!("user {} signed in with Keycloak", signed_in.user.id);
-    Ok(HttpResponse::SeeOther()
-        .insert_header((header::LOCATION, pending.next.as_str()))
+    Ok(to_next(&pending.next, signed_in))
+}
+
+/// After a sign-in: on to `next`, with the TOKEN cookie.
+fn to_next(next: &NextUrl, signed_in: SignedIn) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, next.as_str()))
         .insert_header(("Cache-Control", "no-store"))
         .cookie(signed_in.token_cookie)
-        .finish())
+        .finish()
 }
 
 /// Records a failed login that has no local user to attach to.

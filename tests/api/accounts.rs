@@ -457,12 +457,7 @@ async fn forged_logout_tokens_are_rejected_and_end_nothing() {
             .unwrap()
             .unwrap()
     };
-    let jwks: Value = reqwest::get(format!("{}/protocol/openid-connect/certs", issuer()))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks = realm_jwks().await;
     let realm_kid = jwks["keys"]
         .as_array()
         .unwrap()

@@ -62,7 +62,11 @@ fn migrate_creates_the_schema_and_exits() {
         .env("KEYGATE_DATABASE_URL", &db)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let pool = keygate::db::connect(&db.to_string_lossy()).unwrap();
     let mut conn = pool.get().unwrap();
     for table in ["users", "social_accounts", "sessions", "audit_events"] {

@@ -605,3 +605,13 @@ pub fn client_options(c: &TestClient) -> AppOptions {
         ..Default::default()
     }
 }
+
+/// The realm's published keys.
+pub async fn realm_jwks() -> Value {
+    reqwest::get(format!("{}/protocol/openid-connect/certs", issuer()))
+        .await
+        .expect("JWKS")
+        .json()
+        .await
+        .expect("JWKS JSON")
+}

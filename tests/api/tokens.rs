@@ -323,12 +323,7 @@ async fn hostile_and_wrong_tokens_are_all_401_and_never_500() {
     let none = json!({"alg": "none", "typ": "JWT", "kid": header["kid"]});
     cases.push(("alg none", format!("{}.{}.", b64(&none), b64(&payload))));
     // HS256 "signed" with the realm's public key (the key-confusion attack).
-    let jwks: Value = reqwest::get(format!("{}/protocol/openid-connect/certs", issuer()))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks = realm_jwks().await;
     let cert = jwks["keys"]
         .as_array()
         .unwrap()
