@@ -8,57 +8,63 @@ use crate::models::social_account::SocialAccount;
 use crate::startup::AppState;
 
 #[derive(Serialize)]
-struct LinkedAccount {
-    provider: String,
-    uid: String,
+struct LinkedAccount<'a> {
+    provider: &'a str,
+    uid: &'a str,
     created_at: i64,
     last_login_at: Option<i64>,
+}
+
+impl<'a> From<&'a SocialAccount> for LinkedAccount<'a> {
+    fn from(a: &'a SocialAccount) -> Self {
+        LinkedAccount {
+            provider: &a.provider,
+            uid: &a.uid,
+            created_at: a.created_at,
+            last_login_at: a.last_login_at,
+        }
+    }
 }
 
 #[derive(Serialize)]
-struct Me {
+struct Me<'a> {
     id: i64,
-    username: String,
-    email: Option<String>,
-    first_name: String,
-    last_name: String,
+    username: &'a str,
+    email: Option<&'a str>,
+    first_name: &'a str,
+    last_name: &'a str,
     is_active: bool,
     created_at: i64,
     last_login_at: Option<i64>,
-    accounts: Vec<LinkedAccount>,
+    accounts: Vec<LinkedAccount<'a>>,
 }
 
-/// GET /api/me: the current user and its linked accounts.
+/// GET /api/me: the current user and its linked accounts (from the user cache when the request
+/// came with a bearer token, so the hot path needs no database round trip).
 pub async fn me(auth: Authenticated, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let user = auth.user;
+    let user = &auth.user;
     let user_id = user.id;
-    let accounts = match auth.accounts {
-        Some(snapshot) => snapshot.accounts.clone(),
+    let loaded;
+    let accounts: &[SocialAccount] = match &auth.accounts {
+        Some(snapshot) => &snapshot.accounts,
         None => {
-            db::run(&state.pool, move |conn| {
+            loaded = db::run(&state.pool, move |conn| {
                 Ok(SocialAccount::for_user(conn, user_id)?)
             })
-            .await?
+            .await?;
+            &loaded
         }
     };
     let me = Me {
         id: user.id,
-        username: user.username,
-        email: user.email,
-        first_name: user.first_name,
-        last_name: user.last_name,
+        username: &user.username,
+        email: user.email.as_deref(),
+        first_name: &user.first_name,
+        last_name: &user.last_name,
         is_active: user.is_active,
         created_at: user.created_at,
         last_login_at: user.last_login_at,
-        accounts: accounts
-            .into_iter()
-            .map(|a| LinkedAccount {
-                provider: a.provider,
-                uid: a.uid,
-                created_at: a.created_at,
-                last_login_at: a.last_login_at,
-            })
-            .collect(),
+        accounts: accounts.iter().map(LinkedAccount::from).collect(),
     };
     Ok(HttpResponse::Ok()
         .insert_header(("Cache-Control", "no-store"))
