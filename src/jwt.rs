@@ -202,6 +202,10 @@ impl TokenValidator {
         }
         let header = jsonwebtoken::decode_header(token)
             .map_err(|e| TokenError::Malformed(format!("header: {e}")))?;
+        // RFC 7515 4.1.11: extensions marked critical must be understood; keygate knows none.
+        if header.crit.is_some() {
+            return Err(TokenError::Malformed("critical header extensions".into()));
+        }
         let alg = header.alg;
         if !is_asymmetric(alg) {
             return Err(TokenError::Algorithm(format!("{alg:?}")));
@@ -438,10 +442,11 @@ fn signing_alg(ka: KeyAlgorithm) -> Option<Algorithm> {
     })
 }
 
-/// Whether `alg` fits the key: its declared `alg` if any, else its type (and curve).
+/// Whether `alg` fits the key: its type (and curve), and its declared `alg` if it has one. Both,
+/// so a hostile JWKS cannot pair, say, `"alg": "ES256"` with an RSA key.
 fn key_allows(entry: &KeyEntry, alg: Algorithm) -> bool {
-    if let Some(declared) = entry.alg {
-        return declared == alg;
+    if entry.alg.is_some_and(|declared| declared != alg) {
+        return false;
     }
     use Algorithm::*;
     match (&entry.params, alg) {

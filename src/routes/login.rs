@@ -380,6 +380,8 @@ pub async fn start_keycloak_login(
 #[derive(Deserialize)]
 pub struct CallbackQuery {
     code: Option<String>,
+    /// RFC 9207: the issuer of this response, where the provider sends it (Keycloak does).
+    iss: Option<String>,
     state: Option<String>,
     error: Option<String>,
     error_description: Option<String>,
@@ -406,6 +408,15 @@ pub async fn callback(
     let (Some(code), Some(returned_state)) = (query.code, query.state) else {
         return Err(LoginError::MissingParameters);
     };
+    // Mix-up defence: a response naming another issuer was not meant for this login.
+    if let Some(iss) = &query.iss {
+        if iss.trim_end_matches('/') != state.settings.issuer_url.as_str().trim_end_matches('/') {
+            return Err(LoginError::Provider {
+                error: "issuer_mismatch".into(),
+                description: clip(iss),
+            });
+        }
+    }
     let pending = session
         .take_pending(&returned_state)
         .ok_or(LoginError::UnknownState)?;

@@ -146,6 +146,37 @@ async fn a_wrong_state_is_refused_and_writes_nothing() {
 }
 
 #[actix_web::test]
+async fn a_callback_naming_another_issuer_is_refused() {
+    let app = spawn_app().await;
+    let callback = app.login_until_callback(ALICE, "/").await;
+    let mut url = url::Url::parse(&callback).unwrap();
+    let pairs: Vec<(String, String)> = url
+        .query_pairs()
+        .into_owned()
+        .map(|(k, v)| {
+            if k == "iss" {
+                (k, "https://evil.example/realms/x".into())
+            } else {
+                (k, v)
+            }
+        })
+        .collect();
+    assert!(
+        pairs.iter().any(|(k, _)| k == "iss"),
+        "Keycloak sends iss (RFC 9207)"
+    );
+    url.query_pairs_mut().clear().extend_pairs(pairs);
+    let r = app.client.get(url.as_str()).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(app.user_count(), 0);
+    // The genuine response still works: the forged one consumed nothing.
+    assert_eq!(
+        app.client.get(&callback).send().await.unwrap().status(),
+        303
+    );
+}
+
+#[actix_web::test]
 async fn a_callback_from_another_browser_is_refused() {
     let app = spawn_app().await;
     let callback = app.login_until_callback(ALICE, "/").await;

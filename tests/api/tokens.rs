@@ -362,6 +362,13 @@ async fn hostile_and_wrong_tokens_are_all_401_and_never_500() {
     let elsewhere = elsewhere["access_token"].as_str().unwrap().to_string();
     assert_ne!(parts(&elsewhere).1["iss"], payload["iss"]);
     cases.push(("wrong issuer", elsewhere));
+    // A critical header extension nobody here understands.
+    let mut h = header.clone();
+    h["crit"] = json!(["exp"]);
+    cases.push((
+        "crit header",
+        format!("{}.{}.{}", b64(&h), b64(&payload), signature),
+    ));
     // Unknown key id.
     let mut h = header.clone();
     h["kid"] = "no-such-key".into();
