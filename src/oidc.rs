@@ -110,12 +110,47 @@ pub struct GrantResult {
     pub kc_sid: Option<String>,
 }
 
+/// The HTTP client openidconnect talks through: reqwest, plus one rule: a 5xx answer is the
+/// provider being unavailable (503 for the user), not a malformed response.
+pub struct IdpHttp(openidconnect::reqwest::Client);
+
+#[derive(Debug, thiserror::Error)]
+pub enum IdpHttpError {
+    #[error(transparent)]
+    Transport(#[from] openidconnect::HttpClientError<openidconnect::reqwest::Error>),
+    #[error("the identity provider answered {0}")]
+    ServerError(u16),
+}
+
+impl<'c> openidconnect::AsyncHttpClient<'c> for IdpHttp {
+    type Error = IdpHttpError;
+    type Future = std::pin::Pin<
+        Box<
+            dyn std::future::Future<Output = Result<openidconnect::HttpResponse, IdpHttpError>>
+                + 'c,
+        >,
+    >;
+
+    fn call(&'c self, request: openidconnect::HttpRequest) -> Self::Future {
+        Box::pin(async move {
+            let response = self.0.call(request).await?;
+            if response.status().is_server_error() {
+                return Err(IdpHttpError::ServerError(response.status().as_u16()));
+            }
+            Ok(response)
+        })
+    }
+}
+
 pub struct Oidc {
     http: openidconnect::reqwest::Client,
+    idp: IdpHttp,
     issuer: IssuerUrl,
     client_id: ClientId,
     client_secret: Secret<String>,
     redirect_url: RedirectUrl,
+    /// Clock skew tolerated on the ID token's `iat`.
+    leeway: i64,
     cache: RwLock<Option<Arc<Provider>>>,
 }
 
@@ -133,11 +168,13 @@ impl Oidc {
             public_url.as_str().trim_end_matches('/')
         ))?;
         Ok(Oidc {
+            idp: IdpHttp(http.clone()),
             http,
             issuer,
             client_id: ClientId::new(settings.client_id.clone()),
             client_secret: settings.client_secret.clone(),
             redirect_url,
+            leeway: settings.leeway.as_secs() as i64,
             cache: RwLock::new(None),
         })
     }
@@ -171,7 +208,7 @@ impl Oidc {
     }
 
     async fn discover(&self) -> Result<Arc<Provider>, OidcError> {
-        let metadata = KeycloakProviderMetadata::discover_async(self.issuer.clone(), &self.http)
+        let metadata = KeycloakProviderMetadata::discover_async(self.issuer.clone(), &self.idp)
             .await
             .map_err(|e| {
                 OidcError::Unavailable(format!(
@@ -242,7 +279,7 @@ impl Oidc {
             .exchange_code(AuthorizationCode::new(code))
             .map_err(|e| anyhow::anyhow!("provider has no token endpoint: {e}"))?
             .set_pkce_verifier(PkceCodeVerifier::new(pending.pkce_verifier.clone()))
-            .request_async(&self.http)
+            .request_async(&self.idp)
             .await
             .map_err(token_error)?;
         let nonce = Nonce::new(pending.nonce.clone());
@@ -266,7 +303,7 @@ impl Oidc {
             .add_scope(Scope::new("openid".into()))
             .add_scope(Scope::new("email".into()))
             .add_scope(Scope::new("profile".into()))
-            .request_async(&self.http)
+            .request_async(&self.idp)
             .await
             .map_err(token_error)?;
         self.finish_grant(response, None).await
@@ -280,9 +317,10 @@ impl Oidc {
             .client
             .exchange_refresh_token(&RefreshToken::new(refresh_token.into()))
             .map_err(|e| anyhow::anyhow!("provider has no token endpoint: {e}"))?
-            .request_async(&self.http)
+            .request_async(&self.idp)
             .await
             .map_err(token_error)?;
+        require_bearer(&response)?;
         Ok(tokens_of(&response, Some(refresh_token)))
     }
 
@@ -350,6 +388,7 @@ impl Oidc {
         response: CoreTokenResponse,
         nonce: Option<Nonce>,
     ) -> Result<GrantResult, OidcError> {
+        require_bearer(&response)?;
         let id_token = response.id_token().ok_or_else(|| {
             OidcError::InvalidIdToken("the token response has no ID token".into())
         })?;
@@ -388,10 +427,19 @@ impl Oidc {
         response: &CoreTokenResponse,
         nonce: Option<&Nonce>,
     ) -> Result<Value, OidcError> {
+        let leeway = self.leeway;
         let verifier = provider
             .client
             .id_token_verifier()
-            .set_allowed_algs(ALLOWED_ALGS);
+            .set_allowed_algs(ALLOWED_ALGS)
+            // openidconnect accepts any `iat`; a token from the future is forged or mis-clocked.
+            .set_issue_time_verifier_fn(move |iat| {
+                if iat.timestamp() > now() + leeway {
+                    Err("issued in the future".to_string())
+                } else {
+                    Ok(())
+                }
+            });
         let verified = match nonce {
             Some(n) => id_token.claims(&verifier, n),
             // The password grant has no nonce to bind; the token came straight from the token
@@ -488,6 +536,18 @@ impl Oidc {
                 claims
             }
         }
+    }
+}
+
+/// RFC 6749 7.1: a client must not use a token whose type it does not understand; keygate hands
+/// access tokens out as Bearer tokens.
+fn require_bearer(response: &CoreTokenResponse) -> Result<(), OidcError> {
+    match response.token_type() {
+        openidconnect::core::CoreTokenType::Bearer => Ok(()),
+        other => Err(OidcError::InvalidIdToken(format!(
+            "token type {:?} is not Bearer",
+            other.as_ref()
+        ))),
     }
 }
 

@@ -4,6 +4,7 @@ mod accounts;
 mod admin;
 mod cli;
 mod helpers;
+mod hostile_idp;
 mod login;
 mod proxy;
 mod race;

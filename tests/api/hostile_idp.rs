@@ -1,0 +1,286 @@
+//! A hostile identity provider: the fault injector for the ID-token attacks of OpenID Connect Core
+//! 3.1.3.7 and the OAuth security BCP, which a real Keycloak cannot be made to send. It serves
+//! discovery, a JWKS with its own RSA key, an authorization endpoint that answers at once, and a
+//! token endpoint whose ID token is broken in one chosen way. Each broken login must end on a
+//! clear 4xx/503 page with nothing written; the control case proves the fake is otherwise valid.
+
+use std::sync::{Arc, Mutex};
+
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::{json, Value};
+
+use crate::helpers::*;
+
+const CLIENT: &str = "keygate";
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Attack {
+    None,
+    AlgNone,
+    HmacWithClientSecret,
+    WrongIssuer,
+    WrongAudience,
+    ExtraUntrustedAudience,
+    Expired,
+    IssuedInTheFuture,
+    WrongNonce,
+    MissingNonce,
+    BadAtHash,
+    UnknownKid,
+    TamperedSignature,
+    MissingSub,
+    NoIdToken,
+    UnknownTokenType,
+    NotJson,
+    ServerError,
+    UserinfoOtherSubject,
+}
+
+struct Fake {
+    base: String,
+    attack: Attack,
+    nonce: Option<String>,
+}
+
+fn now() -> i64 {
+    keygate::db::now()
+}
+
+fn sign(header: Header, claims: &Value) -> String {
+    let pem = include_bytes!("../fixtures/forger-rsa.pem");
+    jsonwebtoken::encode(&header, claims, &EncodingKey::from_rsa_pem(pem).unwrap()).unwrap()
+}
+
+fn id_token(fake: &Fake) -> String {
+    let mut claims = json!({
+        "iss": fake.base, "aud": CLIENT, "sub": "hostile-subject", "exp": now() + 300,
+        "iat": now(), "nonce": fake.nonce, "preferred_username": "mallory",
+        "email": "mallory@example.com", "email_verified": true,
+    });
+    let mut header = Header::new(Algorithm::RS256);
+    header.kid = Some("hostile-1".into());
+    match fake.attack {
+        Attack::WrongIssuer => claims["iss"] = "https://evil.example/realms/keygate".into(),
+        Attack::WrongAudience => claims["aud"] = "someone-else".into(),
+        Attack::ExtraUntrustedAudience => claims["aud"] = json!([CLIENT, "someone-else"]),
+        Attack::Expired => claims["exp"] = (now() - 3600).into(),
+        Attack::IssuedInTheFuture => {
+            claims["iat"] = (now() + 86_400).into();
+            claims["exp"] = (now() + 90_000).into();
+        }
+        Attack::WrongNonce => claims["nonce"] = "not-the-nonce".into(),
+        Attack::MissingNonce => {
+            claims.as_object_mut().unwrap().remove("nonce");
+        }
+        Attack::BadAtHash => claims["at_hash"] = "AAAAAAAAAAAAAAAAAAAAAA".into(),
+        Attack::UnknownKid => header.kid = Some("no-such-key".into()),
+        Attack::MissingSub => {
+            claims.as_object_mut().unwrap().remove("sub");
+        }
+        _ => {}
+    }
+    match fake.attack {
+        Attack::AlgNone => {
+            use base64::Engine;
+            let enc =
+                |v: &Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+            format!(
+                "{}.{}.",
+                enc(&json!({"alg": "none", "kid": "hostile-1"})),
+                enc(&claims)
+            )
+        }
+        Attack::HmacWithClientSecret => {
+            let mut h = Header::new(Algorithm::HS256);
+            h.kid = Some("hostile-1".into());
+            jsonwebtoken::encode(
+                &h,
+                &claims,
+                &EncodingKey::from_secret(b"keygate-dev-secret"),
+            )
+            .unwrap()
+        }
+        Attack::TamperedSignature => {
+            let token = sign(header, &claims);
+            let (rest, sig) = token.rsplit_once('.').unwrap();
+            let flipped = if sig.starts_with('A') { "B" } else { "A" };
+            format!("{rest}.{flipped}{}", &sig[1..])
+        }
+        _ => sign(header, &claims),
+    }
+}
+
+async fn discovery(fake: web::Data<Mutex<Fake>>) -> HttpResponse {
+    let base = fake.lock().unwrap().base.clone();
+    HttpResponse::Ok().json(json!({
+        "issuer": base,
+        "authorization_endpoint": format!("{base}/auth"),
+        "token_endpoint": format!("{base}/token"),
+        "userinfo_endpoint": format!("{base}/userinfo"),
+        "jwks_uri": format!("{base}/jwks"),
+        "response_types_supported": ["code"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ["RS256", "HS256", "none"],
+    }))
+}
+
+async fn jwks() -> HttpResponse {
+    let jwk: Value = serde_json::from_str(include_str!("../fixtures/forger-jwk.json")).unwrap();
+    HttpResponse::Ok().json(json!({"keys": [jwk]}))
+}
+
+/// Consents at once: straight back to the client with a code.
+async fn authorize(req: HttpRequest, fake: web::Data<Mutex<Fake>>) -> HttpResponse {
+    let q: std::collections::HashMap<String, String> =
+        url::form_urlencoded::parse(req.query_string().as_bytes())
+            .into_owned()
+            .collect();
+    fake.lock().unwrap().nonce = q.get("nonce").cloned();
+    let mut back = url::Url::parse(&q["redirect_uri"]).unwrap();
+    back.query_pairs_mut()
+        .append_pair("code", "hostile-code")
+        .append_pair("state", &q["state"]);
+    HttpResponse::Found()
+        .insert_header(("Location", back.to_string()))
+        .finish()
+}
+
+async fn token(fake: web::Data<Mutex<Fake>>) -> HttpResponse {
+    let fake = fake.lock().unwrap();
+    let mut body = json!({"access_token": "opaque-access-token", "token_type": "Bearer",
+                          "expires_in": 300, "refresh_token": "opaque-refresh",
+                          "id_token": id_token(&fake)});
+    match fake.attack {
+        Attack::NoIdToken => {
+            body.as_object_mut().unwrap().remove("id_token");
+        }
+        Attack::UnknownTokenType => body["token_type"] = "strange".into(),
+        Attack::NotJson => {
+            return HttpResponse::Ok()
+                .content_type("application/json")
+                .body("{oops")
+        }
+        Attack::ServerError => return HttpResponse::InternalServerError().body("boom"),
+        _ => {}
+    }
+    HttpResponse::Ok().json(body)
+}
+
+async fn userinfo(fake: web::Data<Mutex<Fake>>) -> HttpResponse {
+    let sub = match fake.lock().unwrap().attack {
+        Attack::UserinfoOtherSubject => "someone-else",
+        _ => "hostile-subject",
+    };
+    HttpResponse::Ok().json(json!({"sub": sub, "preferred_username": "userinfo-name"}))
+}
+
+async fn start_fake(attack: Attack) -> Arc<web::Data<Mutex<Fake>>> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let fake = web::Data::new(Mutex::new(Fake {
+        base,
+        attack,
+        nonce: None,
+    }));
+    let data = fake.clone();
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(data.clone())
+            .route(
+                "/.well-known/openid-configuration",
+                web::get().to(discovery),
+            )
+            .route("/jwks", web::get().to(jwks))
+            .route("/auth", web::get().to(authorize))
+            .route("/token", web::post().to(token))
+            .route("/userinfo", web::get().to(userinfo))
+    })
+    .workers(1)
+    .listen(listener)
+    .unwrap()
+    .run();
+    tokio::spawn(server);
+    Arc::new(fake)
+}
+
+/// Runs one login against the fake; returns the callback's status and body.
+async fn login_against(attack: Attack) -> (u16, String, TestApp) {
+    let fake = start_fake(attack).await;
+    let issuer = fake.lock().unwrap().base.clone();
+    let app = spawn_app_with(AppOptions {
+        issuer,
+        ..Default::default()
+    })
+    .await;
+    let start = app.get("/login/keycloak?next=/").await;
+    assert_eq!(start.status(), 303, "{attack:?}: start");
+    let at_idp = app.client.get(location(&start)).send().await.unwrap();
+    assert_eq!(at_idp.status(), 302, "{attack:?}: fake IdP consents");
+    let callback = app.client.get(location(&at_idp)).send().await.unwrap();
+    let status = callback.status().as_u16();
+    (status, callback.text().await.unwrap(), app)
+}
+
+#[actix_web::test]
+async fn the_fake_provider_is_valid_when_it_does_not_attack() {
+    let (status, _, app) = login_against(Attack::None).await;
+    assert_eq!(status, 303);
+    let me = json(app.me().await).await;
+    // Userinfo (same subject) overlays the ID token's claims.
+    assert_eq!(me["username"], "userinfo-name");
+    assert_eq!(me["accounts"][0]["uid"], "hostile-subject");
+}
+
+#[actix_web::test]
+async fn userinfo_for_another_subject_is_ignored() {
+    let (status, _, app) = login_against(Attack::UserinfoOtherSubject).await;
+    assert_eq!(status, 303);
+    assert_eq!(json(app.me().await).await["username"], "mallory");
+}
+
+#[actix_web::test]
+async fn every_broken_id_token_is_refused_with_nothing_written() {
+    let attacks = [
+        Attack::AlgNone,
+        Attack::HmacWithClientSecret,
+        Attack::WrongIssuer,
+        Attack::WrongAudience,
+        Attack::ExtraUntrustedAudience,
+        Attack::Expired,
+        Attack::WrongNonce,
+        Attack::MissingNonce,
+        Attack::BadAtHash,
+        Attack::UnknownKid,
+        Attack::TamperedSignature,
+        Attack::MissingSub,
+        Attack::NoIdToken,
+        Attack::UnknownTokenType,
+        Attack::NotJson,
+    ];
+    for attack in attacks {
+        let (status, body, app) = login_against(attack).await;
+        assert_eq!(status, 400, "{attack:?}: {body}");
+        assert!(
+            body.contains("Sign-in failed"),
+            "{attack:?}: a clear page: {body}"
+        );
+        assert_eq!(app.user_count(), 0, "{attack:?}: no user");
+        assert_eq!(app.me().await.status(), 401, "{attack:?}: no session");
+    }
+}
+
+#[actix_web::test]
+async fn an_id_token_issued_in_the_future_is_refused() {
+    let (status, _, app) = login_against(Attack::IssuedInTheFuture).await;
+    assert_eq!(status, 400);
+    assert_eq!(app.user_count(), 0);
+}
+
+#[actix_web::test]
+async fn a_token_endpoint_error_is_a_503_page() {
+    let (status, body, app) = login_against(Attack::ServerError).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("Identity provider unreachable"));
+    assert_eq!(app.user_count(), 0);
+}
