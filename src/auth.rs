@@ -315,3 +315,44 @@ async fn user_for_claims(
     state.users.put(sub, snapshot.clone());
     Ok(snapshot)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn with_claims(claims: Value) -> Authenticated {
+        Authenticated {
+            user: User {
+                id: 1,
+                username: "u".into(),
+                email: None,
+                first_name: String::new(),
+                last_name: String::new(),
+                is_active: true,
+                created_at: 0,
+                last_login_at: None,
+            },
+            accounts: None,
+            source: AuthSource::Bearer,
+            claims: Some(Arc::new(claims)),
+        }
+    }
+
+    #[test]
+    fn the_admin_role_counts_as_a_realm_role_or_a_role_of_our_client_only() {
+        let realm = with_claims(json!({"realm_access": {"roles": ["keygate-admin"]}}));
+        assert!(realm.has_role("keygate-admin", "keygate"));
+        let client =
+            with_claims(json!({"resource_access": {"keygate": {"roles": ["keygate-admin"]}}}));
+        assert!(client.has_role("keygate-admin", "keygate"));
+        let other_client =
+            with_claims(json!({"resource_access": {"other": {"roles": ["keygate-admin"]}}}));
+        assert!(!other_client.has_role("keygate-admin", "keygate"));
+        let malformed = with_claims(json!({"realm_access": {"roles": "keygate-admin"}}));
+        assert!(!malformed.has_role("keygate-admin", "keygate"));
+        let mut none = with_claims(json!({}));
+        none.claims = None;
+        assert!(!none.has_role("keygate-admin", "keygate"));
+    }
+}

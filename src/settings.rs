@@ -3,6 +3,7 @@
 //! Every variable is named in the error that rejects it, so a bad deployment fails at start-up with
 //! one line that says what to fix. Secrets are wrapped in [`Secret`] and never print.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::time::Duration;
 
@@ -86,9 +87,18 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// Reads settings from the process environment.
+    /// Reads settings from the process environment, and from the `KEY=value` file named by
+    /// `KEYGATE_CONFIG` if set; the environment wins over the file.
     pub fn from_env() -> Result<Self, SettingsError> {
-        Self::from_lookup(|name| std::env::var(name).ok())
+        let file = match std::env::var("KEYGATE_CONFIG") {
+            Ok(path) => {
+                let text = std::fs::read_to_string(&path)
+                    .map_err(|e| bad("KEYGATE_CONFIG", format!("cannot read {path}: {e}")))?;
+                parse_config_file(&text)?
+            }
+            Err(_) => HashMap::new(),
+        };
+        Self::from_lookup(|name| std::env::var(name).ok().or_else(|| file.get(name).cloned()))
     }
 
     /// Reads settings through `lookup`, so tests can pass a map instead of the environment.
@@ -175,6 +185,39 @@ impl Settings {
             token_cache: parse_bool(&get, "KEYGATE_TOKEN_CACHE", true)?,
         })
     }
+}
+
+/// A config file: `KEY=value` lines, `#` comments, optional quotes around values. Only
+/// `KEYGATE_*` keys, so a typo'd or foreign line is an error instead of silently ignored.
+fn parse_config_file(text: &str) -> Result<HashMap<String, String>, SettingsError> {
+    let mut map = HashMap::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let Some((key, value)) = line.split_once('=') else {
+            return Err(bad(
+                "KEYGATE_CONFIG",
+                format!("line {}: expected KEY=value", n + 1),
+            ));
+        };
+        let key = key.trim().trim_start_matches("export ").trim();
+        if !key.starts_with("KEYGATE_") {
+            return Err(bad(
+                "KEYGATE_CONFIG",
+                format!("line {}: {key} is not a KEYGATE_ setting", n + 1),
+            ));
+        }
+        let value = value.trim();
+        let value = value
+            .strip_prefix('"')
+            .and_then(|v| v.strip_suffix('"'))
+            .or_else(|| value.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')))
+            .unwrap_or(value);
+        map.insert(key.to_string(), value.to_string());
+    }
+    Ok(map)
 }
 
 fn parse_base_url(name: &'static str, raw: &str) -> Result<Url, SettingsError> {
@@ -281,6 +324,18 @@ mod tests {
             pairs.push((name, value));
             assert_eq!(from(&pairs).unwrap_err().name, name, "{name}={value}");
         }
+    }
+
+    #[test]
+    fn config_files_hold_keygate_settings_only() {
+        let map = parse_config_file(
+            "# keygate\nKEYGATE_CLIENT_ID=keygate\nexport KEYGATE_UI_URL=\"/app\"\n\n",
+        )
+        .unwrap();
+        assert_eq!(map["KEYGATE_CLIENT_ID"], "keygate");
+        assert_eq!(map["KEYGATE_UI_URL"], "/app");
+        assert!(parse_config_file("PATH=/bin").is_err());
+        assert!(parse_config_file("KEYGATE_BIND").is_err());
     }
 
     #[test]

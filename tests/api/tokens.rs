@@ -483,3 +483,62 @@ async fn a_token_too_large_for_a_cookie_is_served_from_the_session() {
     );
     assert_eq!(bearer_me(&app, token).await.status(), 200);
 }
+
+#[actix_web::test]
+async fn without_an_audience_mapper_tokens_pass_only_with_accept_azp() {
+    let admin = KeycloakAdmin::connect().await;
+    let client = admin.short_lived_client(300).await;
+    let mappers: Vec<Value> = admin
+        .request(
+            reqwest::Method::GET,
+            &format!("/clients/{}/protocol-mappers/models", client.uuid),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for m in mappers
+        .iter()
+        .filter(|m| m["protocolMapper"] == "oidc-audience-mapper")
+    {
+        let r = admin
+            .request(
+                reqwest::Method::DELETE,
+                &format!(
+                    "/clients/{}/protocol-mappers/models/{}",
+                    client.uuid,
+                    m["id"].as_str().unwrap()
+                ),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success());
+    }
+    let grant = password_grant(&issuer(), &client.client_id, Some(&client.secret), BOB).await;
+    let token = grant["access_token"].as_str().unwrap();
+    let aud = parts(token).1["aud"].clone();
+    assert!(
+        !aud.to_string().contains(&client.client_id),
+        "no audience mapper: aud is {aud}"
+    );
+
+    let options = |accept_azp: &str| AppOptions {
+        extra: vec![
+            ("KEYGATE_CLIENT_ID", client.client_id.clone()),
+            ("KEYGATE_CLIENT_SECRET", client.secret.clone()),
+            ("KEYGATE_ACCEPT_AZP", accept_azp.into()),
+        ],
+        ..Default::default()
+    };
+    let strict = spawn_app_with(options("false")).await;
+    assert_eq!(bearer_me(&strict, token).await.status(), 401);
+    let lenient = spawn_app_with(options("true")).await;
+    assert_eq!(bearer_me(&lenient, token).await.status(), 200);
+    // azp must name this client: another client's token is still refused.
+    let other = password_grant(&issuer(), "keygate", Some("keygate-dev-secret"), BOB).await;
+    let other = other["access_token"].as_str().unwrap();
+    assert_eq!(bearer_me(&lenient, other).await.status(), 401);
+}
