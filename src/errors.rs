@@ -150,3 +150,57 @@ impl ResponseError for CsrfError {
         )
     }
 }
+
+/// The answer when the session store cannot be read: the 500 page, or JSON under `/api/`.
+pub fn store_failure(path: &str) -> HttpResponse {
+    if path.starts_with("/api/") {
+        return ApiError::Unexpected(anyhow::anyhow!("session store unavailable")).error_response();
+    }
+    unexpected_page(&anyhow::anyhow!("session store unavailable"))
+}
+
+/// Renders errors that actix or a middleware answered on its own (a session store that failed,
+/// a wrong method, an unreadable body) as keygate's page, or JSON under `/api/`. Responses keygate
+/// rendered itself already have an HTML or JSON content type and pass unchanged.
+pub fn render_bare_errors<B>(
+    res: actix_web::dev::ServiceResponse<B>,
+) -> actix_web::Result<actix_web::middleware::ErrorHandlerResponse<B>> {
+    use actix_web::middleware::ErrorHandlerResponse;
+    let content_type = res
+        .headers()
+        .get(actix_web::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if content_type.starts_with("text/html") || content_type.starts_with("application/json") {
+        return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
+    }
+    let status = res.status();
+    let (req, _) = res.into_parts();
+    if status.is_server_error() {
+        log::error!("{} {} failed with {status}", req.method(), req.path());
+    }
+    let response = if req.path().starts_with("/api/") {
+        let code = if status.is_server_error() {
+            "internal_error"
+        } else {
+            "bad_request"
+        };
+        HttpResponse::build(status).json(json!({"error": {
+            "code": code,
+            "message": status.canonical_reason().unwrap_or("Error"),
+            "details": null}}))
+    } else if status.is_server_error() {
+        unexpected_page(&anyhow::anyhow!("{status} from a middleware"))
+    } else {
+        error_page_with_retry(
+            status,
+            status.canonical_reason().unwrap_or("Error"),
+            "keygate could not handle this request.",
+            "/",
+            "Home",
+        )
+    };
+    Ok(ErrorHandlerResponse::Response(
+        actix_web::dev::ServiceResponse::new(req, response).map_into_right_body(),
+    ))
+}

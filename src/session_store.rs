@@ -12,6 +12,15 @@ use crate::db::{self, DbError, Pool};
 use crate::models::session_row::{self, SessionRow};
 use crate::session::SessionIndex;
 
+/// The marker a failed load leaves in the session state; never saved (the request ends first).
+const LOAD_FAILED: &str = "__keygate_store_unavailable";
+
+/// True when this request's session could not be loaded from the database.
+pub fn load_failed(req: &actix_web::dev::ServiceRequest) -> bool {
+    use actix_session::SessionExt;
+    req.get_session().contains_key(LOAD_FAILED)
+}
+
 #[derive(Clone)]
 pub struct DbSessionStore {
     pool: Pool,
@@ -75,11 +84,22 @@ impl SessionStore for DbSessionStore {
         session_key: &SessionKey,
     ) -> Result<Option<HashMap<String, String>>, LoadError> {
         let key_hash = sha256_hex(session_key.as_ref());
-        let raw = db::run(&self.pool, move |conn| {
+        let raw = match db::run(&self.pool, move |conn| {
             Ok(session_row::load_state(conn, &key_hash, db::now())?)
         })
         .await
-        .map_err(|e| LoadError::Other(e.into()))?;
+        {
+            Ok(raw) => raw,
+            Err(e) => {
+                // actix-session would answer an empty 500; mark the session instead, and the
+                // app's guard answers with a proper error page.
+                log::error!("session store unavailable: {e:#}");
+                return Ok(Some(HashMap::from([(
+                    LOAD_FAILED.to_string(),
+                    "true".to_string(),
+                )])));
+            }
+        };
         match raw {
             None => Ok(None),
             Some(raw) => match serde_json::from_str(&raw) {

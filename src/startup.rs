@@ -8,12 +8,14 @@ use actix_session::config::{BrowserSession, CookieContentSecurity};
 use actix_session::SessionMiddleware;
 use actix_web::cookie::{Key, SameSite};
 use actix_web::dev::Server;
-use actix_web::middleware::{DefaultHeaders, Logger};
+use actix_web::dev::Service;
+use actix_web::middleware::{DefaultHeaders, ErrorHandlers, Logger};
 use actix_web::{web, App, HttpServer};
 use anyhow::Context;
 use url::Url;
 
 use crate::db::{self, Pool};
+use crate::errors::render_bare_errors;
 use crate::jwt::TokenValidator;
 use crate::keycloak_admin::KeycloakAdmin;
 use crate::next_url::NextUrl;
@@ -120,7 +122,18 @@ impl Application {
                 headers = headers.add(("Strict-Transport-Security", "max-age=31536000"));
             }
             App::new()
+                // Inside the session middleware: a session the store could not load ends here
+                // with keygate's 500 page (or JSON), before any handler runs.
+                .wrap_fn(|req, srv| {
+                    use futures_util::future::{ready, Either};
+                    if crate::session_store::load_failed(&req) {
+                        let response = crate::errors::store_failure(req.path());
+                        return Either::Left(ready(Ok(req.into_response(response))));
+                    }
+                    Either::Right(srv.call(req))
+                })
                 .wrap(sessions)
+                .wrap(ErrorHandlers::new().default_handler(render_bare_errors))
                 .wrap(headers)
                 // %U is the path without the query: callback codes and states stay out of logs.
                 .wrap(

@@ -325,3 +325,38 @@ async fn code_flow_works_on_postgres_too() {
     assert_eq!(app.user_count(), 1);
     assert_eq!(app.session_count(), 1);
 }
+
+#[actix_web::test]
+async fn a_database_failure_is_a_clear_500_and_keygate_keeps_serving() {
+    let app = spawn_app().await;
+    app.login(ALICE, "/").await;
+    {
+        use diesel::RunQueryDsl;
+        diesel::sql_query("DROP TABLE sessions")
+            .execute(&mut app.conn())
+            .unwrap();
+    }
+    let page = app.get("/").await;
+    assert_eq!(page.status(), 500);
+    let body = page.text().await.unwrap();
+    assert!(body.contains("Something went wrong"), "{body}");
+    assert!(!body.to_lowercase().contains("sql"), "no internals: {body}");
+    let api = app.me().await;
+    assert_eq!(api.status(), 500);
+    assert_eq!(json(api).await["error"]["code"], "internal_error");
+    // Requests without that session keep working.
+    let other = browser();
+    assert_eq!(
+        other
+            .get(app.url("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    // Other bare errors get pages too: a wrong method.
+    let wrong = other.delete(app.url("/login")).send().await.unwrap();
+    assert!(wrong.status().is_client_error());
+    assert!(wrong.text().await.unwrap().contains("<html"));
+}
