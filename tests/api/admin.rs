@@ -386,3 +386,40 @@ async fn pagination_and_search_answer_correctly_on_ten_thousand_users() {
     let beyond = app.get("/admin/users?page=9999").await;
     assert_eq!(beyond.status(), 200);
 }
+
+#[actix_web::test]
+async fn admin_pages_work_on_postgres_too() {
+    let app = spawn_app_with(AppOptions {
+        db: Db::Postgres,
+        ..Default::default()
+    })
+    .await;
+    app.login(ALICE, "/").await;
+    let dashboard = app.get("/admin").await;
+    assert_eq!(dashboard.status(), 200);
+    let dashboard = dashboard.text().await.unwrap();
+    assert!(
+        dashboard.contains("id=\"stat-logins-day\">1<"),
+        "{dashboard}"
+    );
+    assert!(dashboard.contains("<title>"), "chart bars carry titles");
+    let found = app
+        .get("/admin/users?q=ALI&sort=last_login&dir=asc")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(found.contains("id=\"users-total\">(1)<"));
+    let none = app.get("/admin/users?q=a_i").await.text().await.unwrap();
+    assert!(
+        none.contains("id=\"users-total\">(0)<"),
+        "`_` is literal on PostgreSQL too"
+    );
+    let audit = app
+        .get("/admin/audit?kind=login")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(audit.contains("event-login"));
+}
