@@ -51,6 +51,17 @@ pub fn error_page_with_retry(
         .body(body)
 }
 
+/// The 404 page: an unknown address, or a path parameter that is not what the route expects.
+pub fn not_found_page() -> HttpResponse {
+    error_page_with_retry(
+        StatusCode::NOT_FOUND,
+        "Page not found",
+        "There is nothing at this address.",
+        "/",
+        "Home",
+    )
+}
+
 /// Logs an unexpected error with its cause chain; returns the generic 500 page.
 pub fn unexpected_page(e: &anyhow::Error) -> HttpResponse {
     log::error!("unexpected error: {e:#}");

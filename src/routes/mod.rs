@@ -38,14 +38,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             }),
     )
     .app_data(web::PathConfig::default().error_handler(|err, _req| {
-        let response = crate::errors::error_page_with_retry(
-            actix_web::http::StatusCode::NOT_FOUND,
-            "Page not found",
-            "There is nothing at this address.",
-            "/",
-            "Home",
-        );
-        actix_web::error::InternalError::from_response(err, response).into()
+        actix_web::error::InternalError::from_response(err, crate::errors::not_found_page()).into()
     }))
     .route("/", web::get().to(home::home))
     .route("/healthz", web::get().to(health))
@@ -108,11 +101,5 @@ async fn not_found(req: actix_web::HttpRequest) -> HttpResponse {
         return HttpResponse::NotFound().json(serde_json::json!({"error": {
             "code": "not_found", "message": "No such endpoint", "details": null}}));
     }
-    crate::errors::error_page_with_retry(
-        actix_web::http::StatusCode::NOT_FOUND,
-        "Page not found",
-        "There is nothing at this address.",
-        "/",
-        "Home",
-    )
+    crate::errors::not_found_page()
 }
