@@ -542,3 +542,90 @@ async fn without_an_audience_mapper_tokens_pass_only_with_accept_azp() {
     let other = other["access_token"].as_str().unwrap();
     assert_eq!(bearer_me(&lenient, other).await.status(), 401);
 }
+
+#[actix_web::test]
+async fn two_instances_sharing_a_database_refresh_a_session_once() {
+    let admin = KeycloakAdmin::connect().await;
+    admin
+        .update_realm(
+            json!({"revokeRefreshToken": true, "refreshTokenMaxReuse": 0,
+                             "eventsEnabled": true,
+                             "enabledEventTypes": ["LOGIN", "LOGIN_ERROR", "CODE_TO_TOKEN",
+                                 "REFRESH_TOKEN", "REFRESH_TOKEN_ERROR", "LOGOUT"]}),
+        )
+        .await;
+    let client = admin.short_lived_client(6).await;
+    let user = admin.create_user("twoinstances").await;
+    let secret = keygate::crypto::random_token(64);
+    let mut first_options = client_options(&client);
+    first_options
+        .extra
+        .push(("KEYGATE_SESSION_SECRET", secret.clone()));
+    let first = spawn_app_with(first_options).await;
+    let mut second_options = client_options(&client);
+    second_options.extra.extend([
+        ("KEYGATE_SESSION_SECRET", secret),
+        (
+            "KEYGATE_DATABASE_URL",
+            first.app_state.settings.database_url.clone(),
+        ),
+    ]);
+    let second = spawn_app_with(second_options).await;
+
+    first.login(user.creds(), "/").await;
+    // Cookies are per host, not per port: the browser's session reaches both instances.
+    assert_eq!(
+        second
+            .client
+            .get(second.url("/api/me"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    let me = first
+        .client
+        .get(second.url("/api/me"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status(), 200, "the second instance knows the session");
+
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    let requests = (0..10).map(|i| {
+        let target = if i % 2 == 0 { &first } else { &second };
+        first
+            .client
+            .post(target.url("/api/token"))
+            .json(&json!({"process": "login-from-cookie"}))
+            .send()
+    });
+    let mut tokens = vec![];
+    for r in futures_util::future::join_all(requests).await {
+        let r = r.unwrap();
+        assert_eq!(r.status(), 200);
+        tokens.push(json(r).await["access_token"].as_str().unwrap().to_string());
+    }
+    assert!(
+        tokens.iter().all(|t| *t == tokens[0]),
+        "one refresh for both instances"
+    );
+    let refreshes = first
+        .app_state
+        .refreshes
+        .load(std::sync::atomic::Ordering::Relaxed)
+        + second
+            .app_state
+            .refreshes
+            .load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(refreshes, 1);
+    assert_eq!(
+        admin.events("REFRESH_TOKEN", &client.client_id).await.len(),
+        1
+    );
+    assert!(admin
+        .events("REFRESH_TOKEN_ERROR", &client.client_id)
+        .await
+        .is_empty());
+}
