@@ -31,7 +31,7 @@ pub enum AuthSource {
 
 /// An authenticated, active local user.
 pub struct Authenticated {
-    pub user: User,
+    pub user: Arc<User>,
     /// The user's linked accounts, when they came along from the user cache.
     pub accounts: Option<Arc<UserSnapshot>>,
     pub source: AuthSource,
@@ -194,9 +194,9 @@ async fn authenticate(req: &HttpRequest) -> Result<Authenticated, AuthError> {
             .await
             .map_err(&fail)?;
         return finish(
-            snapshot.user.clone(),
+            Arc::clone(&snapshot.user),
             AuthSource::Bearer,
-            Some(claims.claims),
+            Some(Arc::clone(&claims.claims)),
         )
         .map(|mut a| {
             a.accounts = Some(snapshot);
@@ -225,9 +225,9 @@ async fn authenticate(req: &HttpRequest) -> Result<Authenticated, AuthError> {
                     .map_err(&fail)?;
                 if snapshot.user.id == auth.user_id {
                     return finish(
-                        snapshot.user.clone(),
+                        Arc::clone(&snapshot.user),
                         AuthSource::Cookie,
-                        Some(claims.claims),
+                        Some(Arc::clone(&claims.claims)),
                     )
                     .map_err(&fail);
                 }
@@ -246,11 +246,11 @@ async fn authenticate(req: &HttpRequest) -> Result<Authenticated, AuthError> {
     // The session's access token came straight from Keycloak's token endpoint: its claims are
     // trusted for roles without re-verifying.
     let claims = jwt_payload(&auth.tokens.access_token).map(Arc::new);
-    finish(user, AuthSource::Session, claims).map_err(&fail)
+    finish(Arc::new(user), AuthSource::Session, claims).map_err(&fail)
 }
 
 fn finish(
-    user: User,
+    user: Arc<User>,
     source: AuthSource,
     claims: Option<Arc<Value>>,
 ) -> Result<Authenticated, Failure> {
@@ -266,7 +266,7 @@ fn finish(
     })
 }
 
-async fn validate(state: &AppState, token: &str) -> Result<crate::jwt::AccessClaims, Failure> {
+async fn validate(state: &AppState, token: &str) -> Result<Arc<crate::jwt::AccessClaims>, Failure> {
     match state.tokens.validate(&state.oidc, token).await {
         Ok(c) => Ok(c),
         Err(TokenError::KeysUnavailable(why)) => Err(Failure::Unavailable(why)),
@@ -307,7 +307,10 @@ async fn user_for_claims(
             None => accounts::login(conn, &owned_sub, &claims, policy, None)?,
         };
         let accounts = SocialAccount::for_user(conn, user.id)?;
-        Ok(UserSnapshot { user, accounts })
+        Ok(UserSnapshot {
+            user: Arc::new(user),
+            accounts,
+        })
     })
     .await
     .map_err(|e: DbError| Failure::Internal(e.into()))?;
@@ -323,7 +326,7 @@ mod tests {
 
     fn with_claims(claims: Value) -> Authenticated {
         Authenticated {
-            user: User {
+            user: Arc::new(User {
                 id: 1,
                 username: "u".into(),
                 email: None,
@@ -332,7 +335,7 @@ mod tests {
                 is_active: true,
                 created_at: 0,
                 last_login_at: None,
-            },
+            }),
             accounts: None,
             source: AuthSource::Bearer,
             claims: Some(Arc::new(claims)),

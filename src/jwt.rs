@@ -77,7 +77,7 @@ struct KeySet {
 }
 
 struct Cached {
-    claims: AccessClaims,
+    claims: Arc<AccessClaims>,
 }
 
 pub struct TokenValidator {
@@ -117,15 +117,19 @@ impl TokenValidator {
     }
 
     /// Validates `token` as an access token of our realm for our audience.
-    pub async fn validate(&self, oidc: &Oidc, token: &str) -> Result<AccessClaims, TokenError> {
+    pub async fn validate(
+        &self,
+        oidc: &Oidc,
+        token: &str,
+    ) -> Result<Arc<AccessClaims>, TokenError> {
         if !self.use_cache {
-            return self.verify(oidc, token).await;
+            return self.verify(oidc, token).await.map(Arc::new);
         }
         let hash = digest(token);
         if let Some(hit) = self.cached(&hash) {
             return Ok(hit);
         }
-        let claims = self.verify(oidc, token).await?;
+        let claims = Arc::new(self.verify(oidc, token).await?);
         self.remember(hash, &claims);
         Ok(claims)
     }
@@ -348,14 +352,14 @@ impl TokenValidator {
         Ok(keys)
     }
 
-    fn cached(&self, hash: &[u8; 32]) -> Option<AccessClaims> {
+    fn cached(&self, hash: &[u8; 32]) -> Option<Arc<AccessClaims>> {
         let cache = self.cache.lock().ok()?;
         let hit = cache.get(hash)?;
         // Expired entries are refused here and swept on insert.
         (hit.claims.exp + self.leeway as i64 > now()).then(|| hit.claims.clone())
     }
 
-    fn remember(&self, hash: [u8; 32], claims: &AccessClaims) {
+    fn remember(&self, hash: [u8; 32], claims: &Arc<AccessClaims>) {
         let Ok(mut cache) = self.cache.lock() else {
             return;
         };

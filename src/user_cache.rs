@@ -15,7 +15,7 @@ const CAPACITY: usize = 10_000;
 /// A user and its linked accounts as loaded together.
 #[derive(Debug)]
 pub struct UserSnapshot {
-    pub user: User,
+    pub user: Arc<User>,
     pub accounts: Vec<SocialAccount>,
 }
 

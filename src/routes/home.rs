@@ -9,7 +9,7 @@ use crate::startup::AppState;
 #[derive(Template, WebTemplate)]
 #[template(path = "home.html")]
 struct HomePage {
-    user: Option<User>,
+    user: Option<std::sync::Arc<User>>,
     is_admin: bool,
     notice: Option<&'static str>,
 }

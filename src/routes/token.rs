@@ -30,7 +30,7 @@ struct TokenPage {
 /// GET /token: a page whose script fetches the access token and shows who it is for.
 pub async fn token_page(auth: Authenticated) -> impl Responder {
     TokenPage {
-        username: auth.user.username,
+        username: auth.user.username.clone(),
     }
     .customize()
     .insert_header(("Cache-Control", "no-store"))
