@@ -33,7 +33,13 @@
   }
 
   function show(token, expiresIn) {
-    const claims = decodePayload(token);
+    let claims = {};
+    try {
+      claims = decodePayload(token);
+    } catch (e) {
+      // Not a JWT (an opaque token from another provider): show what the endpoint said.
+      claims = { preferred_username: "(opaque token)" };
+    }
     $("token-username").textContent = claims.preferred_username || "(none)";
     $("token-subject").textContent = claims.sub || "(none)";
     $("token-issuer").textContent = claims.iss || "";

@@ -71,9 +71,11 @@ pub async fn logout(
     {
         state.tokens.forget_subject(&sub);
     }
+    let mut keycloak_reachable = true;
     if let Some(refresh) = &auth.tokens.refresh_token {
         if let Err(e) = state.oidc.revoke_refresh_token(refresh).await {
             log::warn!("could not revoke the refresh token at logout: {e}");
+            keycloak_reachable = !matches!(e, crate::oidc::OidcError::Unavailable(_));
         }
     }
     log::info!("user {} signed out", auth.user_id);
@@ -91,10 +93,17 @@ pub async fn logout(
     if let Err(e) = logged {
         log::error!("could not write the audit log: {e}");
     }
-    let target = state
-        .oidc
-        .end_session_url(auth.tokens.id_token.as_deref(), home.as_str())
-        .await
+    // With Keycloak down, sending the browser there would end on a browser error page; the local
+    // session is over either way.
+    let end_session = if keycloak_reachable {
+        state
+            .oidc
+            .end_session_url(auth.tokens.id_token.as_deref(), home.as_str())
+            .await
+    } else {
+        None
+    };
+    let target = end_session
         .map(|u| u.to_string())
         .unwrap_or_else(|| home.to_string());
     HttpResponse::SeeOther()

@@ -573,3 +573,28 @@ async fn email_linking_only_when_switched_on_and_verified() {
     assert_ne!(me["id"], legacy);
     assert_eq!(app.user_count(), 2);
 }
+
+#[actix_web::test]
+async fn logout_still_ends_the_local_session_when_keycloak_is_down() {
+    let mut proxy = FaultProxy::start().await;
+    let app = spawn_app_with(AppOptions {
+        issuer: proxy.issuer(),
+        ..Default::default()
+    })
+    .await;
+    app.login(ALICE, "/").await;
+    let csrf = csrf_of(&app.get("/logout").await.text().await.unwrap());
+    proxy.cut();
+    let r = app
+        .client
+        .post(app.url("/logout"))
+        .form(&[("csrf_token", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(location(&r), format!("{}/?signed_out=1", app.address));
+    assert_eq!(app.session_count(), 0);
+    assert_eq!(app.me().await.status(), 401);
+    proxy.restore().await;
+}
