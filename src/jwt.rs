@@ -19,7 +19,10 @@ use crate::db::now;
 use crate::oidc::{error_chain, Oidc, OidcError};
 use crate::settings::Settings;
 
-const MIN_REFETCH: Duration = Duration::from_secs(5);
+/// Least time between two JWKS fetches for unknown key ids: a client sending made-up `kid`s
+/// makes keygate fetch at most once a second, while a key Keycloak has just created is found
+/// within a second.
+const MIN_REFETCH: Duration = Duration::from_secs(1);
 /// Upper bound on cached validated tokens; beyond it expired entries go, then everything.
 const CACHE_CAPACITY: usize = 10_000;
 

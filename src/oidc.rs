@@ -75,9 +75,6 @@ const ALLOWED_ALGS: [CoreJwsSigningAlgorithm; 9] = [
 
 /// How long a discovery document (and the keys in it) is trusted before it is fetched again.
 const DISCOVERY_TTL: Duration = Duration::from_secs(3600);
-/// Least time between two forced re-discoveries (an unknown key id must not become a way to
-/// make keygate hammer Keycloak).
-const MIN_REFETCH: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum OidcError {
@@ -197,14 +194,6 @@ impl Oidc {
 
     fn cached(&self) -> Option<Arc<Provider>> {
         self.cache.read().ok().and_then(|c| c.clone())
-    }
-
-    /// Fetches discovery and keys again, unless that happened moments ago.
-    async fn rediscover(&self) -> Result<Arc<Provider>, OidcError> {
-        match self.cached() {
-            Some(p) if p.fetched_at.elapsed() < MIN_REFETCH => Ok(p),
-            _ => self.discover().await,
-        }
     }
 
     async fn discover(&self) -> Result<Arc<Provider>, OidcError> {
@@ -395,8 +384,11 @@ impl Oidc {
         let provider = self.provider().await?;
         let claims = match self.verify_id_token(&provider, id_token, &response, nonce.as_ref()) {
             Err(OidcError::InvalidIdToken(why)) if why.starts_with("signature") => {
-                // Perhaps the realm rotated its keys since discovery: fetch them again, once.
-                let fresh = self.rediscover().await?;
+                // The realm may have a key newer than our discovery: rotated, or created on first
+                // use (Keycloak makes an ES256 key when it first signs with ES256). Fetch again,
+                // at once: ID tokens come from our own authenticated request to the token
+                // endpoint, so no client can use this to make keygate hammer Keycloak.
+                let fresh = self.discover().await?;
                 self.verify_id_token(&fresh, id_token, &response, nonce.as_ref())?
             }
             other => other?,

@@ -6,6 +6,7 @@ mod cli;
 mod helpers;
 mod hostile_idp;
 mod login;
+mod other_realm;
 mod proxy;
 mod race;
 mod tokens;

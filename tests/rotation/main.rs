@@ -70,8 +70,8 @@ async fn tokens_signed_with_a_rotated_key_validate_without_a_restart() {
     assert_eq!(r.status(), 201, "add key provider");
     let component = location(&r).rsplit('/').next().unwrap().to_string();
 
-    // keygate refetches keys at most every few seconds; let that window pass.
-    tokio::time::sleep(Duration::from_secs(6)).await;
+    // keygate refetches keys at most once a second; let that window pass.
+    tokio::time::sleep(Duration::from_secs(2)).await;
     let after = password_grant(&issuer(), "keygate", secret, ALICE).await;
     let after = after["access_token"].as_str().unwrap().to_string();
     let result_new = me_with(&app, &after).await;
