@@ -424,6 +424,10 @@ impl Oidc {
             .client
             .id_token_verifier()
             .set_allowed_algs(ALLOWED_ALGS)
+            // A realm may add audiences to ID tokens (an audience mapper with "add to ID token").
+            // Such a token must then name us as its authorized party: checked below, since
+            // openidconnect leaves `azp` alone.
+            .set_other_audience_verifier_fn(|_| true)
             // openidconnect accepts any `iat`; a token from the future is forged or mis-clocked.
             .set_issue_time_verifier_fn(move |iat| {
                 if iat.timestamp() > now() + leeway {
@@ -456,8 +460,27 @@ impl Oidc {
             }
         }
         // openidconnect has verified this exact compact JWT; read all of its claims back out.
-        jwt_payload(&id_token.to_string())
-            .ok_or_else(|| OidcError::InvalidIdToken("unreadable claims".into()))
+        let claims = jwt_payload(&id_token.to_string())
+            .ok_or_else(|| OidcError::InvalidIdToken("unreadable claims".into()))?;
+        self.check_authorized_party(&claims)?;
+        Ok(claims)
+    }
+
+    /// OpenID Connect Core 3.1.3.7 steps 4 and 5: with several audiences `azp` is required, and
+    /// when present it must be our client id.
+    fn check_authorized_party(&self, claims: &Value) -> Result<(), OidcError> {
+        let several = claims
+            .get("aud")
+            .and_then(Value::as_array)
+            .is_some_and(|a| a.len() > 1);
+        match claims.get("azp") {
+            Some(Value::String(azp)) if azp == self.client_id.as_str() => Ok(()),
+            Some(_) => Err(OidcError::InvalidIdToken("azp is not this client".into())),
+            None if several => Err(OidcError::InvalidIdToken(
+                "several audiences but no azp".into(),
+            )),
+            None => Ok(()),
+        }
     }
 
     /// Merges userinfo into the claims when Keycloak answers it; otherwise logs why and keeps the

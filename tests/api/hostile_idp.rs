@@ -22,6 +22,8 @@ enum Attack {
     WrongIssuer,
     WrongAudience,
     ExtraUntrustedAudience,
+    OtherAuthorizedParty,
+    ExtraAudienceForUs,
     Expired,
     IssuedInTheFuture,
     WrongNonce,
@@ -64,6 +66,11 @@ fn id_token(fake: &Fake) -> String {
         Attack::WrongIssuer => claims["iss"] = "https://evil.example/realms/keygate".into(),
         Attack::WrongAudience => claims["aud"] = "someone-else".into(),
         Attack::ExtraUntrustedAudience => claims["aud"] = json!([CLIENT, "someone-else"]),
+        Attack::OtherAuthorizedParty => claims["azp"] = "someone-else".into(),
+        Attack::ExtraAudienceForUs => {
+            claims["aud"] = json!([CLIENT, "account"]);
+            claims["azp"] = CLIENT.into();
+        }
         Attack::Expired => claims["exp"] = (now() - 3600).into(),
         Attack::IssuedInTheFuture => {
             claims["iat"] = (now() + 86_400).into();
@@ -247,6 +254,7 @@ async fn every_broken_id_token_is_refused_with_nothing_written() {
         Attack::WrongIssuer,
         Attack::WrongAudience,
         Attack::ExtraUntrustedAudience,
+        Attack::OtherAuthorizedParty,
         Attack::Expired,
         Attack::WrongNonce,
         Attack::MissingNonce,
@@ -283,4 +291,10 @@ async fn a_token_endpoint_error_is_a_503_page() {
     assert_eq!(status, 503, "{body}");
     assert!(body.contains("Identity provider unreachable"));
     assert_eq!(app.user_count(), 0);
+}
+
+#[actix_web::test]
+async fn extra_audiences_pass_when_azp_names_us() {
+    let (status, body, _app) = login_against(Attack::ExtraAudienceForUs).await;
+    assert_eq!(status, 303, "{body}");
 }
