@@ -337,7 +337,7 @@ impl TokenValidator {
         if !response.status().is_success() {
             return Err(format!("JWKS answered {}", response.status()));
         }
-        let body: Value = response.json().await.map_err(|e| error_chain(&e))?;
+        let body = crate::oidc::read_json(response).await?;
         let list = body
             .get("keys")
             .and_then(Value::as_array)

@@ -532,7 +532,7 @@ impl Oidc {
             log::warn!("userinfo is not plain JSON (signed or encrypted?); using ID token claims");
             return claims;
         }
-        match response.json::<Value>().await {
+        match read_json(response).await {
             Ok(Value::Object(info)) => {
                 // The spec requires userinfo's sub to equal the ID token's; otherwise ignore it.
                 if info.get("sub").and_then(Value::as_str) != Some(sub) {
@@ -624,6 +624,28 @@ pub fn jwt_payload(jwt: &str) -> Option<Value> {
         .decode(payload.trim_end_matches('='))
         .ok()?;
     serde_json::from_slice(&bytes).ok()
+}
+
+/// Largest JSON body keygate reads from the identity provider (JWKS, userinfo, error bodies).
+const MAX_PROVIDER_BODY: usize = 1024 * 1024;
+
+/// Reads a provider's JSON answer, refusing bodies over [`MAX_PROVIDER_BODY`] so a misbehaving
+/// provider cannot make keygate buffer without bound.
+pub async fn read_json(mut response: reqwest::Response) -> Result<Value, String> {
+    if response
+        .content_length()
+        .is_some_and(|n| n > MAX_PROVIDER_BODY as u64)
+    {
+        return Err("response body too large".into());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| error_chain(&e))? {
+        if body.len() + chunk.len() > MAX_PROVIDER_BODY {
+            return Err("response body too large".into());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    serde_json::from_slice(&body).map_err(|e| format!("unreadable JSON: {e}"))
 }
 
 /// An error and its sources on one line, for logs.
