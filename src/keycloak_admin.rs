@@ -162,6 +162,10 @@ impl KeycloakAdmin {
         match status.as_u16() {
             409 => Err(AdminError::Conflict(message)),
             400 => Err(AdminError::Rejected(message)),
+            401 | 403 => Err(AdminError::Unavailable(format!(
+                "the admin API answered {status}: give the client's service account the \
+                 realm-management roles manage-users, view-users and query-users"
+            ))),
             s if s >= 500 => Err(AdminError::Unavailable(format!("{status}: {message}"))),
             _ => Err(AdminError::Failed(format!("{status}: {message}"))),
         }
