@@ -210,7 +210,9 @@ fn encode(segment: &str) -> String {
 
 /// Keycloak's error text (`errorMessage` or `error_description`), bounded.
 async fn error_message(response: reqwest::Response) -> String {
-    let body = crate::oidc::read_json(response).await.unwrap_or(Value::Null);
+    let body = crate::oidc::read_json(response)
+        .await
+        .unwrap_or(Value::Null);
     let text = body
         .get("errorMessage")
         .or_else(|| body.get("error_description"))

@@ -174,6 +174,27 @@ pub fn auth_from_state(raw_state: &str) -> Option<AuthSession> {
     serde_json::from_str(state.get(AUTH_KEY)?).ok()
 }
 
+/// When the stored row holds the same login with tokens that expire later than the ones about to
+/// be written, keeps the stored tokens (they come from a refresh that ran meanwhile).
+pub fn keep_newer_tokens(stored_raw: &str, incoming: &mut HashMap<String, String>) {
+    let Some(stored) = auth_from_state(stored_raw) else {
+        return;
+    };
+    let Some(mine) = incoming
+        .get(AUTH_KEY)
+        .and_then(|raw| serde_json::from_str::<AuthSession>(raw).ok())
+    else {
+        return;
+    };
+    if stored.login_id == mine.login_id
+        && stored.tokens.access_expires_at > mine.tokens.access_expires_at
+    {
+        if let Ok(raw) = serde_json::to_string(&stored) {
+            incoming.insert(AUTH_KEY.into(), raw);
+        }
+    }
+}
+
 /// Writes an auth value into a raw stored state, keeping the other entries.
 pub fn state_with_auth(raw_state: &str, auth: &AuthSession) -> Option<String> {
     let mut state: HashMap<String, String> = serde_json::from_str(raw_state).ok()?;
@@ -187,5 +208,49 @@ impl FromRequest for TypedSession {
 
     fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
         ready(Ok(TypedSession(req.get_session())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn auth(login_id: &str, expires: i64, token: &str) -> AuthSession {
+        AuthSession {
+            login_id: login_id.into(),
+            user_id: 1,
+            kc_sid: None,
+            tokens: Tokens {
+                access_token: token.into(),
+                access_expires_at: expires,
+                refresh_token: Some(format!("refresh-{token}")),
+                refresh_expires_at: None,
+                id_token: None,
+            },
+        }
+    }
+
+    fn state_of(a: &AuthSession) -> HashMap<String, String> {
+        HashMap::from([(AUTH_KEY.to_string(), serde_json::to_string(a).unwrap())])
+    }
+
+    #[test]
+    fn a_stale_write_keeps_the_refreshed_tokens() {
+        let stored = serde_json::to_string(&state_of(&auth("l1", 200, "new"))).unwrap();
+        let mut incoming = state_of(&auth("l1", 100, "old"));
+        keep_newer_tokens(&stored, &mut incoming);
+        let kept: AuthSession = serde_json::from_str(&incoming[AUTH_KEY]).unwrap();
+        assert_eq!(kept.tokens.access_token, "new");
+    }
+
+    #[test]
+    fn a_new_login_or_newer_tokens_win() {
+        let stored = serde_json::to_string(&state_of(&auth("l1", 200, "stored"))).unwrap();
+        let mut other_login = state_of(&auth("l2", 100, "mine"));
+        keep_newer_tokens(&stored, &mut other_login);
+        assert!(other_login[AUTH_KEY].contains("mine"));
+        let mut newer = state_of(&auth("l1", 300, "mine"));
+        keep_newer_tokens(&stored, &mut newer);
+        assert!(newer[AUTH_KEY].contains("mine"));
     }
 }

@@ -10,7 +10,7 @@ use actix_web::cookie::time::Duration;
 use crate::crypto::{random_token, sha256_hex};
 use crate::db::{self, DbError, Pool};
 use crate::models::session_row::{self, SessionRow};
-use crate::session::SessionIndex;
+use crate::session::{keep_newer_tokens, SessionIndex};
 
 /// The marker a failed load leaves in the session state; never saved (the request ends first).
 const LOAD_FAILED: &str = "__keygate_store_unavailable";
@@ -34,14 +34,22 @@ impl DbSessionStore {
     async fn write(
         &self,
         key_hash: String,
-        state: HashMap<String, String>,
+        mut state: HashMap<String, String>,
         ttl: &Duration,
         insert: bool,
-    ) -> Result<bool, WriteError> {
-        let body = serde_json::to_string(&state).map_err(WriteError::Serialize)?;
+    ) -> Result<bool, DbError> {
         let expires_at = db::now() + ttl.whole_seconds();
         let index = SessionIndex::of(&state);
         let matched = db::run(&self.pool, move |conn| {
+            if !insert {
+                // A refresh (refresh.rs) may have stored newer tokens in the row while this
+                // request ran with the old ones; writing those back would undo the rotation.
+                if let Some(stored) = session_row::load_state(conn, &key_hash, 0)? {
+                    keep_newer_tokens(&stored, &mut state);
+                }
+            }
+            // A map of strings always serializes.
+            let body = serde_json::to_string(&state).unwrap_or_default();
             let row = SessionRow {
                 key_hash: &key_hash,
                 state: &body,
@@ -60,14 +68,6 @@ impl DbSessionStore {
         .await?;
         Ok(matched)
     }
-}
-
-#[derive(Debug, thiserror::Error)]
-enum WriteError {
-    #[error("cannot serialize session state")]
-    Serialize(#[source] serde_json::Error),
-    #[error(transparent)]
-    Db(#[from] DbError),
 }
 
 fn new_key() -> (SessionKey, String) {
@@ -121,8 +121,7 @@ impl SessionStore for DbSessionStore {
         let (key, hash) = new_key();
         match self.write(hash, session_state, ttl, true).await {
             Ok(_) => Ok(key),
-            Err(WriteError::Serialize(e)) => Err(SaveError::Serialization(e.into())),
-            Err(WriteError::Db(e)) => Err(SaveError::Other(e.into())),
+            Err(e) => Err(SaveError::Other(e.into())),
         }
     }
 
@@ -145,8 +144,7 @@ impl SessionStore for DbSessionStore {
                     SaveError::Other(e) => UpdateError::Other(e),
                 })
             }
-            Err(WriteError::Serialize(e)) => Err(UpdateError::Serialization(e.into())),
-            Err(WriteError::Db(e)) => Err(UpdateError::Other(e.into())),
+            Err(e) => Err(UpdateError::Other(e.into())),
         }
     }
 
