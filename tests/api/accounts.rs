@@ -60,12 +60,7 @@ async fn registration_creates_the_user_in_keycloak_and_locally_and_they_can_sign
     assert_eq!(me["username"], username.as_str());
     assert_eq!(me["accounts"][0]["uid"], keycloak_id.as_str());
     assert_eq!(app.user_count(), 1);
-    assert!(
-        crate::admin::audit_kinds(&app)
-            .iter()
-            .any(|(kind, _, _)| kind == "registration"),
-        "audit has registration"
-    );
+    assert_audited(&app, "registration");
 }
 
 #[actix_web::test]
@@ -248,12 +243,7 @@ async fn wrong_credentials_get_one_generic_message_and_then_a_rate_limit() {
         .unwrap();
     assert!((1..=61).contains(&wait));
     assert_eq!(app.me().await.status(), 401);
-    assert!(
-        crate::admin::audit_kinds(&app)
-            .iter()
-            .any(|(kind, _, _)| kind == "login_failed"),
-        "audit has login_failed"
-    );
+    assert_audited(&app, "login_failed");
 }
 
 #[actix_web::test]
@@ -382,12 +372,7 @@ async fn logout_ends_the_session_here_and_at_keycloak() {
         400,
         "the old refresh token is dead at Keycloak"
     );
-    assert!(
-        crate::admin::audit_kinds(&app)
-            .iter()
-            .any(|(kind, _, _)| kind == "logout"),
-        "audit has logout"
-    );
+    assert_audited(&app, "logout");
 }
 
 #[actix_web::test]
@@ -423,12 +408,7 @@ async fn keycloak_back_channel_logout_ends_the_keygate_session() {
         .await
         .unwrap();
     assert_eq!(token.status(), 401);
-    assert!(
-        crate::admin::audit_kinds(&app)
-            .iter()
-            .any(|(kind, _, _)| kind == "backchannel_logout"),
-        "audit has backchannel_logout"
-    );
+    assert_audited(&app, "backchannel_logout");
 }
 
 fn forge(claims: &Value, kid: &str) -> String {

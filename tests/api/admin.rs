@@ -5,15 +5,6 @@ use serde_json::Value;
 
 use crate::helpers::*;
 
-pub fn audit_kinds(app: &TestApp) -> Vec<(String, Option<i64>, Option<i64>)> {
-    use keygate::schema::audit_events::dsl::*;
-    audit_events
-        .order(id.asc())
-        .select((kind, user_id, actor_id))
-        .load(&mut app.conn())
-        .expect("audit events")
-}
-
 async fn user_id_of(app: &TestApp, client: &reqwest::Client) -> i64 {
     let me: Value = client
         .get(app.url("/api/me"))

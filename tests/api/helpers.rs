@@ -449,6 +449,16 @@ impl KeycloakAdmin {
         assert!(r.status().is_success(), "logout user: {}", r.status());
     }
 
+    /// Refresh-token rotation (a refresh token works once) and stored refresh events.
+    pub async fn enable_rotation_and_events(&self) {
+        self.update_realm(serde_json::json!({
+            "revokeRefreshToken": true, "refreshTokenMaxReuse": 0, "eventsEnabled": true,
+            "enabledEventTypes": ["LOGIN", "LOGIN_ERROR", "CODE_TO_TOKEN", "REFRESH_TOKEN",
+                                  "REFRESH_TOKEN_ERROR", "LOGOUT"],
+        }))
+        .await;
+    }
+
     /// Changes realm settings (a partial representation: only the given fields change).
     pub async fn update_realm(&self, patch: Value) {
         let r = self
@@ -618,4 +628,40 @@ pub async fn realm_jwks() -> Value {
         .json()
         .await
         .expect("JWKS JSON")
+}
+
+/// `(kind, user_id, actor_id)` of every audit event, oldest first.
+pub fn audit_kinds(app: &TestApp) -> Vec<(String, Option<i64>, Option<i64>)> {
+    use diesel::prelude::*;
+    use keygate::schema::audit_events::dsl::*;
+    audit_events
+        .order(id.asc())
+        .select((kind, user_id, actor_id))
+        .load(&mut app.conn())
+        .expect("audit events")
+}
+
+pub fn assert_audited(app: &TestApp, wanted: &str) {
+    assert!(
+        audit_kinds(app).iter().any(|(k, _, _)| k == wanted),
+        "the audit log has a {wanted} event"
+    );
+}
+
+/// `url` with query parameter `name` set to `value`.
+pub fn with_param(url: &str, name: &str, value: &str) -> String {
+    let mut url = url::Url::parse(url).expect("URL");
+    let pairs: Vec<(String, String)> = url
+        .query_pairs()
+        .into_owned()
+        .map(|(k, v)| {
+            if k == name {
+                (k, value.to_string())
+            } else {
+                (k, v)
+            }
+        })
+        .collect();
+    url.query_pairs_mut().clear().extend_pairs(pairs);
+    url.to_string()
 }

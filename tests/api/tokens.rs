@@ -171,14 +171,7 @@ async fn a_cross_site_token_request_is_refused() {
 async fn expired_tokens_are_refreshed_once_for_ten_concurrent_requests() {
     let admin = KeycloakAdmin::connect().await;
     // Refresh-token rotation: a refresh token works once, so a second refresh would fail.
-    admin
-        .update_realm(
-            json!({"revokeRefreshToken": true, "refreshTokenMaxReuse": 0,
-                             "eventsEnabled": true,
-                             "enabledEventTypes": ["LOGIN", "LOGIN_ERROR", "CODE_TO_TOKEN",
-                                 "REFRESH_TOKEN", "REFRESH_TOKEN_ERROR", "LOGOUT"]}),
-        )
-        .await;
+    admin.enable_rotation_and_events().await;
     let client = admin.short_lived_client(6).await;
     let user = admin.create_user("refresh").await;
     let app = spawn_app_with(client_options(&client)).await;
@@ -234,7 +227,7 @@ async fn expired_tokens_are_refreshed_once_for_ten_concurrent_requests() {
         admin.events("REFRESH_TOKEN", &client.client_id).await.len(),
         2
     );
-    let refreshes = crate::admin::audit_kinds(&app)
+    let refreshes = audit_kinds(&app)
         .into_iter()
         .filter(|(k, _, _)| k == "token_refresh")
         .count();
@@ -262,12 +255,7 @@ async fn a_session_ended_in_keycloak_answers_auth_redirect_and_is_deleted() {
         .unwrap()
         .starts_with(&format!("{}/login/keycloak?next=", app.address)));
     assert_eq!(app.session_count(), 0, "the local session row is gone");
-    assert!(
-        crate::admin::audit_kinds(&app)
-            .iter()
-            .any(|(kind, _, _)| kind == "refresh_failed"),
-        "audit has refresh_failed"
-    );
+    assert_audited(&app, "refresh_failed");
 }
 
 fn b64(v: &Value) -> String {
@@ -546,14 +534,7 @@ async fn without_an_audience_mapper_tokens_pass_only_with_accept_azp() {
 #[actix_web::test]
 async fn two_instances_sharing_a_database_refresh_a_session_once() {
     let admin = KeycloakAdmin::connect().await;
-    admin
-        .update_realm(
-            json!({"revokeRefreshToken": true, "refreshTokenMaxReuse": 0,
-                             "eventsEnabled": true,
-                             "enabledEventTypes": ["LOGIN", "LOGIN_ERROR", "CODE_TO_TOKEN",
-                                 "REFRESH_TOKEN", "REFRESH_TOKEN_ERROR", "LOGOUT"]}),
-        )
-        .await;
+    admin.enable_rotation_and_events().await;
     let client = admin.short_lived_client(6).await;
     let user = admin.create_user("twoinstances").await;
     let secret = keygate::crypto::random_token(64);
