@@ -233,8 +233,11 @@ async fn authenticate(req: &HttpRequest) -> Result<Authenticated, AuthError> {
                 }
                 log::warn!("TOKEN cookie and session name different users: using the session");
             }
-            // Expired or unusable: the session below still knows the user.
+            // Expired or unusable, or keys out of reach: the session below still knows the user.
             Err(Failure::Invalid(e)) => log::debug!("TOKEN cookie not usable: {e}"),
+            Err(Failure::Unavailable(why)) => {
+                log::warn!("cannot check the TOKEN cookie ({why}); using the session")
+            }
             Err(other) => return Err(fail(other)),
         }
     }
