@@ -39,10 +39,7 @@ async fn only_admins_enter_and_anonymous_visitors_are_sent_to_login() {
     assert_eq!(anonymous.status(), 303);
     assert_eq!(location(&anonymous), "/login?next=%2Fadmin%2Fusers%3Fq%3Dx");
 
-    let bob = browser();
-    let cb = keycloak_login_until_callback(&bob, &app.address, BOB, "/").await;
-    bob.get(cb).send().await.unwrap();
-    let bob_id = user_id_of(&app, &bob).await;
+    let (bob, bob_id) = app.other_browser(BOB).await;
 
     app.login(ALICE, "/").await;
     let alice_id = user_id_of(&app, &app.client).await;
@@ -76,10 +73,7 @@ async fn only_admins_enter_and_anonymous_visitors_are_sent_to_login() {
 #[actix_web::test]
 async fn deactivation_locks_bob_out_at_once_and_reactivation_lets_him_back() {
     let app = spawn_app().await;
-    let bob = browser();
-    let cb = keycloak_login_until_callback(&bob, &app.address, BOB, "/").await;
-    bob.get(cb).send().await.unwrap();
-    let bob_id = user_id_of(&app, &bob).await;
+    let (bob, bob_id) = app.other_browser(BOB).await;
     let grant = password_grant(&issuer(), "keygate", Some("keygate-dev-secret"), BOB).await;
     let bearer = grant["access_token"].as_str().unwrap().to_string();
     let with_bearer = || {
@@ -167,10 +161,7 @@ async fn deactivation_locks_bob_out_at_once_and_reactivation_lets_him_back() {
 #[actix_web::test]
 async fn admin_posts_without_a_valid_csrf_token_change_nothing() {
     let app = spawn_app().await;
-    let bob = browser();
-    let cb = keycloak_login_until_callback(&bob, &app.address, BOB, "/").await;
-    bob.get(cb).send().await.unwrap();
-    let bob_id = user_id_of(&app, &bob).await;
+    let (bob, bob_id) = app.other_browser(BOB).await;
     app.login(ALICE, "/").await;
     for form in [vec![], vec![("csrf_token", "forged")]] {
         let r = app
@@ -208,10 +199,7 @@ async fn sign_out_everywhere_and_unlink() {
     let admin = KeycloakAdmin::connect().await;
     let user = admin.create_user("signout").await;
     let app = spawn_app().await;
-    let victim = browser();
-    let cb = keycloak_login_until_callback(&victim, &app.address, user.creds(), "/").await;
-    victim.get(cb).send().await.unwrap();
-    let id = user_id_of(&app, &victim).await;
+    let (victim, id) = app.other_browser(user.creds()).await;
     app.login(ALICE, "/").await;
 
     let r = admin_action(&app, id, "signout").await;

@@ -180,6 +180,23 @@ impl TestApp {
         keycloak_login_until_callback(&self.client, &self.address, user, next).await
     }
 
+    /// Another browser, signed in as `user` through the code flow; with its local user id.
+    pub async fn other_browser(&self, user: (&str, &str)) -> (reqwest::Client, i64) {
+        let client = browser();
+        let callback = keycloak_login_until_callback(&client, &self.address, user, "/").await;
+        let done = client.get(callback).send().await.expect("callback");
+        assert_eq!(done.status(), 303, "{} signs in", user.0);
+        let me: Value = client
+            .get(self.url("/api/me"))
+            .send()
+            .await
+            .expect("me")
+            .json()
+            .await
+            .expect("me json");
+        (client, me["id"].as_i64().expect("user id"))
+    }
+
     pub async fn me(&self) -> reqwest::Response {
         self.get("/api/me").await
     }
@@ -426,13 +443,7 @@ impl KeycloakAdmin {
             .send()
             .await
             .expect("create user");
-        assert_eq!(
-            r.status(),
-            201,
-            "create user: {}",
-            r.text().await.unwrap_or_default()
-        );
-        let id = location(&r).rsplit('/').next().unwrap().to_string();
+        let id = created_id(r, "user").await;
         TestUser {
             username,
             password,
@@ -549,13 +560,7 @@ impl KeycloakAdmin {
             .send()
             .await
             .expect("create client");
-        assert_eq!(
-            r.status(),
-            201,
-            "create client: {}",
-            r.text().await.unwrap_or_default()
-        );
-        let uuid = location(&r).rsplit('/').next().unwrap().to_string();
+        let uuid = created_id(r, "client").await;
         TestClient {
             client_id,
             secret,
@@ -664,4 +669,16 @@ pub fn with_param(url: &str, name: &str, value: &str) -> String {
         .collect();
     url.query_pairs_mut().clear().extend_pairs(pairs);
     url.to_string()
+}
+
+/// The id at the end of a 201's Location header (Keycloak's admin API).
+pub async fn created_id(r: reqwest::Response, what: &str) -> String {
+    if r.status() != 201 {
+        panic!(
+            "create {what}: {} {}",
+            r.status(),
+            r.text().await.unwrap_or_default()
+        );
+    }
+    location(&r).rsplit('/').next().expect("id").to_string()
 }
