@@ -73,6 +73,11 @@ const ALLOWED_ALGS: [CoreJwsSigningAlgorithm; 9] = [
     CoreJwsSigningAlgorithm::EdDsa,
 ];
 
+/// Claims that keep the ID token's value when userinfo is merged in.
+const ID_TOKEN_ONLY: [&str; 11] = [
+    "iss", "sub", "aud", "azp", "exp", "iat", "nbf", "nonce", "sid", "auth_time", "at_hash",
+];
+
 /// How long a discovery document (and the keys in it) is trusted before it is fetched again.
 const DISCOVERY_TTL: Duration = Duration::from_secs(3600);
 
@@ -540,8 +545,12 @@ impl Oidc {
                     return claims;
                 }
                 if let Value::Object(map) = &mut claims {
+                    // Profile claims only: what the ID token vouches for (issuer, audience,
+                    // session, times) is not userinfo's to change.
                     for (k, v) in info {
-                        map.insert(k, v);
+                        if !ID_TOKEN_ONLY.contains(&k.as_str()) {
+                            map.insert(k, v);
+                        }
                     }
                 }
                 claims
