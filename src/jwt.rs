@@ -258,6 +258,14 @@ impl TokenValidator {
             .get("exp")
             .and_then(Value::as_i64)
             .ok_or_else(|| TokenError::Malformed("exp is not an integer".into()))?;
+        // jsonwebtoken leaves `iat` alone; a token issued in the future is forged or mis-clocked.
+        if claims
+            .get("iat")
+            .and_then(Value::as_i64)
+            .is_some_and(|iat| iat > now() + self.leeway as i64)
+        {
+            return Err(TokenError::Premature);
+        }
         Ok(AccessClaims {
             sub,
             exp,
