@@ -75,7 +75,17 @@ const ALLOWED_ALGS: [CoreJwsSigningAlgorithm; 9] = [
 
 /// Claims that keep the ID token's value when userinfo is merged in.
 const ID_TOKEN_ONLY: [&str; 11] = [
-    "iss", "sub", "aud", "azp", "exp", "iat", "nbf", "nonce", "sid", "auth_time", "at_hash",
+    "iss",
+    "sub",
+    "aud",
+    "azp",
+    "exp",
+    "iat",
+    "nbf",
+    "nonce",
+    "sid",
+    "auth_time",
+    "at_hash",
 ];
 
 /// How long a discovery document (and the keys in it) is trusted before it is fetched again.

@@ -298,3 +298,90 @@ async fn extra_audiences_pass_when_azp_names_us() {
     let (status, body, _app) = login_against(Attack::ExtraAudienceForUs).await;
     assert_eq!(status, 303, "{body}");
 }
+
+/// Access tokens signed with the fake provider's own key: everything right but one claim.
+#[actix_web::test]
+async fn access_tokens_with_one_bad_claim_are_401() {
+    let fake = start_fake(Attack::None).await;
+    let base = fake.lock().unwrap().base.clone();
+    let app = spawn_app_with(AppOptions {
+        issuer: base.clone(),
+        extra: vec![("KEYGATE_LEEWAY_SECONDS", "5".into())],
+        ..Default::default()
+    })
+    .await;
+    let good = json!({"iss": base, "aud": [CLIENT, "account"], "azp": CLIENT, "sub": "s-1",
+                      "typ": "Bearer", "exp": now() + 300, "iat": now(), "nbf": now() - 10,
+                      "preferred_username": "tokenuser"});
+    let kid = |k: &str| {
+        let mut h = Header::new(Algorithm::RS256);
+        h.kid = Some(k.into());
+        h
+    };
+    let me = |token: String| {
+        let url = app.url("/api/me");
+        async move {
+            reqwest::Client::new()
+                .get(url)
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(
+        me(sign(kid("hostile-1"), &good)).await,
+        200,
+        "the control token"
+    );
+
+    let mut cases: Vec<(&str, Value)> = vec![];
+    let mut with = |name: &'static str, f: &dyn Fn(&mut Value)| {
+        let mut c = good.clone();
+        f(&mut c);
+        cases.push((name, c));
+    };
+    with("issued in the future", &|c| {
+        c["iat"] = (now() + 3600).into()
+    });
+    with("not yet valid", &|c| c["nbf"] = (now() + 3600).into());
+    with("expired", &|c| c["exp"] = (now() - 3600).into());
+    with("no exp", &|c| {
+        c.as_object_mut().unwrap().remove("exp");
+    });
+    with("exp as text", &|c| c["exp"] = "tomorrow".into());
+    with("no typ", &|c| {
+        c.as_object_mut().unwrap().remove("typ");
+    });
+    with("refresh token typ", &|c| c["typ"] = "Refresh".into());
+    with("no aud", &|c| {
+        c.as_object_mut().unwrap().remove("aud");
+    });
+    with("aud of another client", &|c| c["aud"] = "other".into());
+    with("empty sub", &|c| c["sub"] = "".into());
+    with("no sub", &|c| {
+        c.as_object_mut().unwrap().remove("sub");
+    });
+    with("issuer with a trailing slash", &|c| {
+        c["iss"] = format!("{base}/").into()
+    });
+    for (name, claims) in cases {
+        assert_eq!(me(sign(kid("hostile-1"), &claims)).await, 401, "{name}");
+    }
+    // A kid the JWKS does not have, and a token far too large to be honest.
+    assert_eq!(me(sign(kid("other-key"), &good)).await, 401, "unknown kid");
+    let mut huge = good.clone();
+    huge["padding"] = "x".repeat(100_000).into();
+    let status = me(sign(kid("hostile-1"), &huge)).await;
+    assert!(
+        status == 401 || status == 431 || status == 400,
+        "huge token: {status}"
+    );
+    assert_eq!(
+        app.user_count(),
+        1,
+        "only the control token provisioned a user"
+    );
+}
