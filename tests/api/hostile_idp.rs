@@ -57,7 +57,7 @@ fn sign(header: Header, claims: &Value) -> String {
 fn id_token(fake: &Fake) -> String {
     let mut claims = json!({
         "iss": fake.base, "aud": CLIENT, "sub": "hostile-subject", "exp": now() + 300,
-        "iat": now(), "nonce": fake.nonce, "preferred_username": "mallory",
+        "iat": now(), "nonce": fake.nonce, "preferred_username": "mallory", "sid": "fake-sid",
         "email": "mallory@example.com", "email_verified": true,
     });
     let mut header = Header::new(Algorithm::RS256);
@@ -384,4 +384,75 @@ async fn access_tokens_with_one_bad_claim_are_401() {
         1,
         "only the control token provisioned a user"
     );
+}
+
+/// Back-channel logout tokens signed with the provider's real key, each wrong in one way, end
+/// nothing; the correct one ends the session.
+#[actix_web::test]
+async fn logout_tokens_with_one_defect_are_400_and_the_right_one_ends_the_session() {
+    let (status, _, app) = login_against(Attack::None).await;
+    assert_eq!(status, 303);
+    assert_eq!(app.session_count(), 1);
+    let base = app
+        .app_state
+        .settings
+        .issuer_url
+        .as_str()
+        .trim_end_matches('/')
+        .to_string();
+    let event = json!({"http://schemas.openid.net/event/backchannel-logout": {}});
+    let good = json!({"iss": base, "aud": CLIENT, "iat": now(), "exp": now() + 120,
+                      "jti": "j-1", "sid": "fake-sid", "sub": "hostile-subject", "events": event});
+    let mut header = Header::new(Algorithm::RS256);
+    header.kid = Some("hostile-1".into());
+    header.typ = Some("logout+jwt".into());
+    let post = |token: String| {
+        let url = app.url("/logout/backchannel");
+        async move {
+            reqwest::Client::new()
+                .post(url)
+                .form(&[("logout_token", token)])
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    let mut cases: Vec<(&str, Value)> = vec![];
+    let mut with = |name: &'static str, f: &dyn Fn(&mut Value)| {
+        let mut c = good.clone();
+        f(&mut c);
+        cases.push((name, c));
+    };
+    with("a nonce", &|c| c["nonce"] = "n".into());
+    with("no events", &|c| {
+        c.as_object_mut().unwrap().remove("events");
+    });
+    with("another event", &|c| {
+        c["events"] = json!({"http://example.com/other": {}})
+    });
+    with("neither sid nor sub", &|c| {
+        let o = c.as_object_mut().unwrap();
+        o.remove("sid");
+        o.remove("sub");
+    });
+    with("another audience", &|c| c["aud"] = "someone-else".into());
+    with("another issuer", &|c| {
+        c["iss"] = "https://evil.example".into()
+    });
+    with("no iat", &|c| {
+        c.as_object_mut().unwrap().remove("iat");
+    });
+    with("issued in the future", &|c| {
+        c["iat"] = (now() + 3600).into()
+    });
+    with("expired", &|c| c["exp"] = (now() - 3600).into());
+    for (name, claims) in cases {
+        assert_eq!(post(sign(header.clone(), &claims)).await, 400, "{name}");
+        assert_eq!(app.session_count(), 1, "{name} ended nothing");
+    }
+    assert_eq!(post(sign(header.clone(), &good)).await, 200);
+    assert_eq!(app.session_count(), 0, "the right token ends the session");
+    assert_eq!(app.me().await.status(), 401);
 }
