@@ -402,3 +402,58 @@ async fn admin_pages_work_on_postgres_too() {
         .unwrap();
     assert!(audit.contains("event-login"));
 }
+
+#[actix_web::test]
+async fn old_audit_events_and_expired_sessions_are_purged() {
+    let app = spawn_app().await;
+    let now = keygate::db::now();
+    {
+        use keygate::schema::audit_events::dsl::*;
+        use keygate::schema::sessions;
+        let mut conn = app.conn();
+        for (age_days, text) in [(100, "old"), (1, "recent")] {
+            diesel::insert_into(audit_events)
+                .values((
+                    kind.eq("login"),
+                    created_at.eq(now - age_days * 86400),
+                    detail.eq(text),
+                ))
+                .execute(&mut conn)
+                .unwrap();
+        }
+        diesel::insert_into(sessions::table)
+            .values((
+                sessions::key_hash.eq("expired"),
+                sessions::state.eq("{}"),
+                sessions::expires_at.eq(now - 1),
+            ))
+            .execute(&mut conn)
+            .unwrap();
+    }
+    // A second instance on the same database purges when it starts (then every 5 minutes).
+    let _other = spawn_app_with(AppOptions {
+        extra: vec![
+            (
+                "KEYGATE_DATABASE_URL",
+                app.app_state.settings.database_url.clone(),
+            ),
+            ("KEYGATE_AUDIT_RETENTION_DAYS", "90".into()),
+        ],
+        ..Default::default()
+    })
+    .await;
+    let mut left = vec![];
+    for _ in 0..50 {
+        use keygate::schema::audit_events::dsl::*;
+        left = audit_events
+            .select(detail)
+            .load::<String>(&mut app.conn())
+            .unwrap();
+        if left.len() == 1 && app.session_count() == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(left, vec!["recent".to_string()]);
+    assert_eq!(app.session_count(), 0, "the expired session is gone");
+}
