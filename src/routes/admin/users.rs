@@ -207,7 +207,10 @@ pub async fn user_detail(
                     last_login: fmt_opt(a.last_login_at),
                 })
                 .collect(),
-            events: events.into_iter().map(|e| EventView::of(e, None)).collect(),
+            events: events
+                .into_iter()
+                .map(|e| EventView::of(e, Some(user.username.clone())))
+                .collect(),
             sessions,
             user,
             notice,
