@@ -127,9 +127,13 @@ impl ResponseError for ApiError {
                     "message": "Internal error", "details": null}})
             }
         };
-        HttpResponse::build(self.status_code())
-            .insert_header(("Cache-Control", "no-store"))
-            .json(body)
+        let mut response = HttpResponse::build(self.status_code());
+        response.insert_header(("Cache-Control", "no-store"));
+        if let ApiError::AuthRedirect { .. } = self {
+            // RFC 6750 3: a 401 names the scheme it wants.
+            response.insert_header(("WWW-Authenticate", r#"Bearer realm="keygate""#));
+        }
+        response.json(body)
     }
 }
 

@@ -85,6 +85,7 @@ async fn api_me_without_a_session_is_a_401_with_the_login_url() {
     let app = spawn_app().await;
     let r = app.me().await;
     assert_eq!(r.status(), 401);
+    assert_eq!(r.headers()["www-authenticate"], r#"Bearer realm="keygate""#);
     let body = json(r).await;
     assert_eq!(body["error"]["code"], "auth_redirect");
     let details = body["error"]["details"].as_str().expect("details");
