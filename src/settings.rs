@@ -84,6 +84,9 @@ pub struct Settings {
     pub audit_retention_days: u32,
     /// Cache validated access tokens until they expire (`KEYGATE_TOKEN_CACHE`, default true).
     pub token_cache: bool,
+    /// Take the client address from `Forwarded`/`X-Forwarded-For` (`KEYGATE_TRUST_FORWARDED`):
+    /// only behind a reverse proxy that sets them, or clients could pick their own address.
+    pub trust_forwarded: bool,
 }
 
 impl Settings {
@@ -183,6 +186,7 @@ impl Settings {
             link_policy,
             audit_retention_days: parse_num(&get, "KEYGATE_AUDIT_RETENTION_DAYS", 90)? as u32,
             token_cache: parse_bool(&get, "KEYGATE_TOKEN_CACHE", true)?,
+            trust_forwarded: parse_bool(&get, "KEYGATE_TRUST_FORWARDED", false)?,
         })
     }
 }

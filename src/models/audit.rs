@@ -69,9 +69,21 @@ pub struct AuditContext {
 }
 
 impl AuditContext {
+    /// The client as the request shows it: the peer address, or, when keygate sits behind a
+    /// reverse proxy it trusts (`KEYGATE_TRUST_FORWARDED`), the address the proxy reports.
     pub fn of(req: &HttpRequest) -> Self {
+        let trust_forwarded = req
+            .app_data::<actix_web::web::Data<crate::startup::AppState>>()
+            .is_some_and(|s| s.settings.trust_forwarded);
+        let ip = if trust_forwarded {
+            req.connection_info()
+                .realip_remote_addr()
+                .map(|a| a.chars().take(64).collect())
+        } else {
+            req.peer_addr().map(|a| a.ip().to_string())
+        };
         AuditContext {
-            ip: req.peer_addr().map(|a| a.ip().to_string()),
+            ip,
             user_agent: req
                 .headers()
                 .get(header::USER_AGENT)

@@ -578,3 +578,40 @@ async fn logout_still_ends_the_local_session_when_keycloak_is_down() {
     assert_eq!(app.me().await.status(), 401);
     proxy.restore().await;
 }
+
+#[actix_web::test]
+async fn behind_a_trusted_proxy_the_rate_limit_counts_forwarded_addresses() {
+    let app = spawn_app_with(AppOptions {
+        extra: vec![
+            ("KEYGATE_PASSWORD_LOGIN", "true".into()),
+            ("KEYGATE_TRUST_FORWARDED", "true".into()),
+        ],
+        ..Default::default()
+    })
+    .await;
+    let csrf = csrf_of(&app.get("/login").await.text().await.unwrap());
+    let attempt = |ip: &'static str, user: String| {
+        let request = app
+            .client
+            .post(app.url("/login/password"))
+            .header("x-forwarded-for", ip)
+            .form(&[
+                ("csrf_token", csrf.clone()),
+                ("username", user),
+                ("password", "wrong-password".into()),
+            ]);
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    for i in 0..5 {
+        assert_eq!(attempt("203.0.113.7", format!("guess-{i}")).await, 401);
+    }
+    // That address is used up, whatever the username; another address is not.
+    assert_eq!(attempt("203.0.113.7", "guess-new".into()).await, 429);
+    assert_eq!(attempt("198.51.100.9", "guess-other".into()).await, 401);
+    let ips: Vec<Option<String>> = {
+        use diesel::prelude::*;
+        use keygate::schema::audit_events::dsl::*;
+        audit_events.select(ip).load(&mut app.conn()).unwrap()
+    };
+    assert!(ips.contains(&Some("198.51.100.9".into())), "{ips:?}");
+}
