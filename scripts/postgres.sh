@@ -146,6 +146,13 @@ EOF
     psql_admin -c "CREATE DATABASE $DB OWNER $DB_USER"
   fi
   db_answers || die "cannot connect to $URL"
+  # Each PostgreSQL test makes a scratch database (keygate_t_*); drop those of earlier runs.
+  local stale
+  stale=$(psql_admin -At -c "SELECT datname FROM pg_database WHERE datname LIKE 'keygate\_t\_%'")
+  if [ -n "$stale" ]; then
+    log "dropping $(echo "$stale" | wc -l) scratch database(s) of earlier test runs"
+    for db in $stale; do psql_admin -q -c "DROP DATABASE IF EXISTS \"$db\"" >/dev/null || true; done
+  fi
   log "ready: $URL"
   echo "$URL"
 }
