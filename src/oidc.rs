@@ -592,13 +592,13 @@ fn tokens_of(response: &CoreTokenResponse, old_refresh: Option<&str>) -> Tokens 
         .unwrap_or(300);
     Tokens {
         access_token: response.access_token().secret().clone(),
+        access_issued_at: now(),
         access_expires_at: now() + expires_in,
         // Without rotation Keycloak may send no new refresh token; keep the old one then.
         refresh_token: response
             .refresh_token()
             .map(|t| t.secret().clone())
             .or_else(|| old_refresh.map(String::from)),
-        refresh_expires_at: None,
         id_token: response.id_token().map(|t| t.to_string()),
     }
 }

@@ -40,9 +40,17 @@ pub enum RefreshError {
     Unexpected(#[from] anyhow::Error),
 }
 
-/// True when `auth`'s access token is still good for a while.
+/// True when `auth`'s access token is still good for a while: more than [`MIN_REMAINING_SECS`]
+/// left, or for short-lived tokens more than half their lifetime, so a realm with very short
+/// access tokens does not get a refresh on nearly every request.
 pub fn is_fresh(auth: &AuthSession) -> bool {
-    auth.tokens.access_expires_at - now() > MIN_REMAINING_SECS
+    let t = &auth.tokens;
+    let lifetime = if t.access_issued_at > 0 {
+        (t.access_expires_at - t.access_issued_at).max(0)
+    } else {
+        i64::MAX
+    };
+    t.access_expires_at - now() > MIN_REMAINING_SECS.min(lifetime / 2)
 }
 
 /// Whether the row's tokens can be handed out instead of refreshing. A token that someone else

@@ -33,9 +33,12 @@ pub struct PendingLogin {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Tokens {
     pub access_token: String,
+    /// When keygate received the access token (Unix seconds; 0 in sessions from before it was
+    /// kept).
+    #[serde(default)]
+    pub access_issued_at: i64,
     pub access_expires_at: i64,
     pub refresh_token: Option<String>,
-    pub refresh_expires_at: Option<i64>,
     pub id_token: Option<String>,
 }
 
@@ -222,9 +225,9 @@ mod tests {
             kc_sid: None,
             tokens: Tokens {
                 access_token: token.into(),
+                access_issued_at: 0,
                 access_expires_at: expires,
                 refresh_token: Some(format!("refresh-{token}")),
-                refresh_expires_at: None,
                 id_token: None,
             },
         }

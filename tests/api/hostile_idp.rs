@@ -37,6 +37,7 @@ enum Attack {
     NotJson,
     ServerError,
     UserinfoOtherSubject,
+    UserinfoForbidden,
 }
 
 struct Fake {
@@ -177,6 +178,8 @@ async fn token(fake: web::Data<Mutex<Fake>>) -> HttpResponse {
 async fn userinfo(fake: web::Data<Mutex<Fake>>) -> HttpResponse {
     let sub = match fake.lock().unwrap().attack {
         Attack::UserinfoOtherSubject => "someone-else",
+        // What Keycloak answers when the access token lacks the openid scope.
+        Attack::UserinfoForbidden => return HttpResponse::Forbidden().finish(),
         _ => "hostile-subject",
     };
     HttpResponse::Ok().json(json!({"sub": sub, "preferred_username": "userinfo-name"}))
@@ -237,6 +240,17 @@ async fn the_fake_provider_is_valid_when_it_does_not_attack() {
     // Userinfo (same subject) overlays the ID token's claims.
     assert_eq!(me["username"], "userinfo-name");
     assert_eq!(me["accounts"][0]["uid"], "hostile-subject");
+}
+
+#[actix_web::test]
+async fn a_userinfo_403_does_not_fail_the_login() {
+    let (status, _, app) = login_against(Attack::UserinfoForbidden).await;
+    assert_eq!(status, 303);
+    assert_eq!(
+        json(app.me().await).await["username"],
+        "mallory",
+        "ID token claims"
+    );
 }
 
 #[actix_web::test]

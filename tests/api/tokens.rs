@@ -172,7 +172,7 @@ async fn expired_tokens_are_refreshed_once_for_ten_concurrent_requests() {
     let admin = KeycloakAdmin::connect().await;
     // Refresh-token rotation: a refresh token works once, so a second refresh would fail.
     admin.enable_rotation_and_events().await;
-    let client = admin.short_lived_client(6).await;
+    let client = admin.short_lived_client(10).await;
     let user = admin.create_user("refresh").await;
     let app = spawn_app_with(client_options(&client)).await;
     app.login(user.creds(), "/").await;
@@ -181,7 +181,7 @@ async fn expired_tokens_are_refreshed_once_for_ten_concurrent_requests() {
         .unwrap()
         .to_string();
 
-    tokio::time::sleep(Duration::from_secs(7)).await;
+    tokio::time::sleep(Duration::from_secs(11)).await;
     assert_eq!(
         bearer_me(&app, &first).await.status(),
         401,
@@ -219,7 +219,7 @@ async fn expired_tokens_are_refreshed_once_for_ten_concurrent_requests() {
     assert!(errors.is_empty(), "no refresh was refused: {errors:?}");
 
     // The rotated refresh token was kept: the next expiry refreshes again.
-    tokio::time::sleep(Duration::from_secs(7)).await;
+    tokio::time::sleep(Duration::from_secs(11)).await;
     let third = json(post_token(&app).await).await;
     let third = third["access_token"].as_str().expect("refreshed again");
     assert_ne!(third, tokens[0]);
@@ -535,7 +535,7 @@ async fn without_an_audience_mapper_tokens_pass_only_with_accept_azp() {
 async fn two_instances_sharing_a_database_refresh_a_session_once() {
     let admin = KeycloakAdmin::connect().await;
     admin.enable_rotation_and_events().await;
-    let client = admin.short_lived_client(6).await;
+    let client = admin.short_lived_client(10).await;
     let user = admin.create_user("twoinstances").await;
     let secret = keygate::crypto::random_token(64);
     let mut first_options = client_options(&client);
@@ -573,7 +573,7 @@ async fn two_instances_sharing_a_database_refresh_a_session_once() {
         .unwrap();
     assert_eq!(me.status(), 200, "the second instance knows the session");
 
-    tokio::time::sleep(Duration::from_secs(7)).await;
+    tokio::time::sleep(Duration::from_secs(11)).await;
     let requests = (0..10).map(|i| {
         let target = if i % 2 == 0 { &first } else { &second };
         first
