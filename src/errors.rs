@@ -22,6 +22,18 @@ struct ErrorPage<'a> {
     retry_label: &'a str,
 }
 
+/// Renders a page template with `status`, never cached (pages show per-user data and CSRF tokens);
+/// a template that fails to render becomes the generic 500 page.
+pub fn page(status: StatusCode, template: &impl Template) -> HttpResponse {
+    match template.render() {
+        Ok(body) => HttpResponse::build(status)
+            .content_type("text/html; charset=utf-8")
+            .insert_header(("Cache-Control", "no-store"))
+            .body(body),
+        Err(e) => unexpected_page(&anyhow::Error::new(e)),
+    }
+}
+
 /// Renders the error page. Every browser-facing error goes through here.
 pub fn error_page(status: StatusCode, title: &str, message: &str) -> HttpResponse {
     error_page_with_retry(status, title, message, "/login", "Sign in again")

@@ -1,12 +1,12 @@
-use actix_web::{web, FromRequest, HttpRequest, HttpResponse, Responder};
+use actix_web::http::StatusCode;
+use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
 use askama::Template;
-use askama_web::WebTemplate;
 
 use crate::auth::Authenticated;
 use crate::models::user::User;
 use crate::startup::AppState;
 
-#[derive(Template, WebTemplate)]
+#[derive(Template)]
 #[template(path = "home.html")]
 struct HomePage {
     user: Option<std::sync::Arc<User>>,
@@ -37,5 +37,5 @@ pub async fn home(
             .as_ref()
             .map(|_| "You have been signed out."),
     };
-    page.respond_to(&req).map_into_boxed_body()
+    crate::errors::page(StatusCode::OK, &page)
 }

@@ -169,13 +169,7 @@ pub struct LoginPage<'a> {
 
 impl LoginPage<'_> {
     pub fn respond(&self, status: StatusCode) -> HttpResponse {
-        match self.render() {
-            Ok(body) => HttpResponse::build(status)
-                .content_type("text/html; charset=utf-8")
-                .insert_header(("Cache-Control", "no-store"))
-                .body(body),
-            Err(e) => unexpected_page(&anyhow::Error::new(e)),
-        }
+        crate::errors::page(status, self)
     }
 }
 

@@ -32,13 +32,7 @@ pub async fn logout_page(session: TypedSession) -> HttpResponse {
         Ok(t) => t,
         Err(e) => return unexpected_page(&anyhow::Error::new(e)),
     };
-    match (LogoutPage { csrf_token: &token }).render() {
-        Ok(body) => HttpResponse::Ok()
-            .content_type("text/html; charset=utf-8")
-            .insert_header(("Cache-Control", "no-store"))
-            .body(body),
-        Err(e) => unexpected_page(&anyhow::Error::new(e)),
-    }
+    crate::errors::page(StatusCode::OK, &LogoutPage { csrf_token: &token })
 }
 
 #[derive(Deserialize)]

@@ -45,13 +45,7 @@ fn render(
         error,
         csrf_token: &csrf_token,
     };
-    match page.render() {
-        Ok(body) => HttpResponse::build(status)
-            .content_type("text/html; charset=utf-8")
-            .insert_header(("Cache-Control", "no-store"))
-            .body(body),
-        Err(e) => unexpected_page(&anyhow::Error::new(e)),
-    }
+    crate::errors::page(status, &page)
 }
 
 fn disabled() -> HttpResponse {

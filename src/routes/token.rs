@@ -2,9 +2,8 @@
 
 use actix_web::http::header;
 use actix_web::web::Bytes;
-use actix_web::{web, HttpRequest, HttpResponse, Responder};
+use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
-use askama_web::WebTemplate;
 use serde::{Deserialize, Serialize};
 
 use crate::auth::Authenticated;
@@ -21,19 +20,20 @@ use crate::startup::AppState;
 /// The processes `POST /api/token` knows.
 const PROCESSES: &[&str] = &["login-from-cookie"];
 
-#[derive(Template, WebTemplate)]
+#[derive(Template)]
 #[template(path = "token.html")]
 struct TokenPage {
     username: String,
 }
 
 /// GET /token: a page whose script fetches the access token and shows who it is for.
-pub async fn token_page(auth: Authenticated) -> impl Responder {
-    TokenPage {
-        username: auth.user.username.clone(),
-    }
-    .customize()
-    .insert_header(("Cache-Control", "no-store"))
+pub async fn token_page(auth: Authenticated) -> HttpResponse {
+    crate::errors::page(
+        actix_web::http::StatusCode::OK,
+        &TokenPage {
+            username: auth.user.username.clone(),
+        },
+    )
 }
 
 #[derive(Deserialize)]

@@ -64,21 +64,18 @@ pub async fn audit_log(
     let kind_name = kind.map(AuditKind::as_str).unwrap_or("").to_string();
     let user_text = user.map(|u| u.to_string()).unwrap_or_default();
     let pages = ((total + PAGE_SIZE - 1) / PAGE_SIZE).max(1);
-    html(
-        AuditPage {
-            events: rows
-                .into_iter()
-                .map(|(e, name)| EventView::of(e, name))
-                .collect(),
-            kinds: AuditKind::ALL.iter().map(|k| k.as_str()).collect(),
-            prev_href: (page > 1).then(|| audit_href(&kind_name, &user_text, page - 1)),
-            next_href: (page < pages).then(|| audit_href(&kind_name, &user_text, page + 1)),
-            kind: kind_name,
-            user: user_text,
-            total,
-            page,
-            pages,
-        }
-        .render(),
-    )
+    html(&AuditPage {
+        events: rows
+            .into_iter()
+            .map(|(e, name)| EventView::of(e, name))
+            .collect(),
+        kinds: AuditKind::ALL.iter().map(|k| k.as_str()).collect(),
+        prev_href: (page > 1).then(|| audit_href(&kind_name, &user_text, page - 1)),
+        next_href: (page < pages).then(|| audit_href(&kind_name, &user_text, page + 1)),
+        kind: kind_name,
+        user: user_text,
+        total,
+        page,
+        pages,
+    })
 }

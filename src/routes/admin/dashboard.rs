@@ -86,20 +86,17 @@ pub async fn dashboard(_admin: Admin, state: web::Data<AppState>) -> HttpRespons
         Err(e) => return db_failed(e),
     };
     let (bars, max) = chart(&per_day, today);
-    html(
-        DashboardPage {
-            users,
-            active,
-            logins_day,
-            logins_week,
-            bars,
-            max,
-            // Room for the last day's label.
-            chart_width: DAYS * BAR_STEP + 24,
-            chart_height: CHART_HEIGHT,
-        }
-        .render(),
-    )
+    html(&DashboardPage {
+        users,
+        active,
+        logins_day,
+        logins_week,
+        bars,
+        max,
+        // Room for the last day's label.
+        chart_width: DAYS * BAR_STEP + 24,
+        chart_height: CHART_HEIGHT,
+    })
 }
 
 #[cfg(test)]

@@ -107,14 +107,9 @@ fn fmt_opt(ts: Option<i64>) -> String {
     ts.map(fmt_time).unwrap_or_else(|| "never".into())
 }
 
-fn html(result: askama::Result<String>) -> HttpResponse {
-    match result {
-        Ok(body) => HttpResponse::Ok()
-            .content_type("text/html; charset=utf-8")
-            .insert_header(("Cache-Control", "no-store"))
-            .body(body),
-        Err(e) => unexpected_page(&anyhow::Error::new(e)),
-    }
+/// An admin page, 200.
+fn html(template: &impl askama::Template) -> HttpResponse {
+    crate::errors::page(StatusCode::OK, template)
 }
 
 fn db_failed(e: DbError) -> HttpResponse {

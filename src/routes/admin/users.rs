@@ -120,20 +120,17 @@ pub async fn users(
         })
         .collect();
     let pages = ((total + PAGE_SIZE - 1) / PAGE_SIZE).max(1);
-    html(
-        UsersPage {
-            rows,
-            total,
-            prev_href: (page > 1).then(|| users_href(&q, sort_name, dir, page - 1)),
-            next_href: (page < pages).then(|| users_href(&q, sort_name, dir, page + 1)),
-            q,
-            sort: sort_name,
-            dir,
-            page,
-            pages,
-        }
-        .render(),
-    )
+    html(&UsersPage {
+        rows,
+        total,
+        prev_href: (page > 1).then(|| users_href(&q, sort_name, dir, page - 1)),
+        next_href: (page < pages).then(|| users_href(&q, sort_name, dir, page + 1)),
+        q,
+        sort: sort_name,
+        dir,
+        page,
+        pages,
+    })
 }
 
 pub struct AccountView {
@@ -192,31 +189,28 @@ pub async fn user_detail(
         Some("signout") => Some("The user was signed out everywhere."),
         _ => None,
     };
-    html(
-        UserPage {
-            created: fmt_time(user.created_at),
-            last_login: fmt_opt(user.last_login_at),
-            accounts: accounts
-                .into_iter()
-                .map(|a| AccountView {
-                    claims: pretty_json(&a.extra_data),
-                    id: a.id,
-                    provider: a.provider,
-                    uid: a.uid,
-                    created: fmt_time(a.created_at),
-                    last_login: fmt_opt(a.last_login_at),
-                })
-                .collect(),
-            events: events
-                .into_iter()
-                .map(|e| EventView::of(e, Some(user.username.clone())))
-                .collect(),
-            sessions,
-            user,
-            notice,
-        }
-        .render(),
-    )
+    html(&UserPage {
+        created: fmt_time(user.created_at),
+        last_login: fmt_opt(user.last_login_at),
+        accounts: accounts
+            .into_iter()
+            .map(|a| AccountView {
+                claims: pretty_json(&a.extra_data),
+                id: a.id,
+                provider: a.provider,
+                uid: a.uid,
+                created: fmt_time(a.created_at),
+                last_login: fmt_opt(a.last_login_at),
+            })
+            .collect(),
+        events: events
+            .into_iter()
+            .map(|e| EventView::of(e, Some(user.username.clone())))
+            .collect(),
+        sessions,
+        user,
+        notice,
+    })
 }
 
 fn pretty_json(raw: &str) -> String {
@@ -306,16 +300,13 @@ pub async fn confirm(
         Ok(t) => t,
         Err(e) => return unexpected_page(&anyhow::Error::new(e)),
     };
-    html(
-        ConfirmPage {
-            user: &user,
-            action: action.name(),
-            question: action.question(),
-            account_id: query.account,
-            csrf_token: &csrf,
-        }
-        .render(),
-    )
+    html(&ConfirmPage {
+        user: &user,
+        action: action.name(),
+        question: action.question(),
+        account_id: query.account,
+        csrf_token: &csrf,
+    })
 }
 
 #[derive(Deserialize)]
