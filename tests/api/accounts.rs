@@ -180,7 +180,7 @@ fn password_app() -> AppOptions {
 }
 
 async fn password_login(app: &TestApp, user: (&str, &str)) -> reqwest::Response {
-    let page = app.get("/login").await.text().await.unwrap();
+    let page = app.page("/login").await;
     let csrf = csrf_of(&page);
     app.client
         .post(app.url("/login/password"))
@@ -400,14 +400,7 @@ async fn keycloak_back_channel_logout_ends_the_keygate_session() {
     let r = app.me().await;
     assert_eq!(r.status(), 401);
     assert_eq!(app.session_count(), 0);
-    let token = app
-        .client
-        .post(app.url("/api/token"))
-        .json(&json!({"process": "login-from-cookie"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(token.status(), 401);
+    assert_eq!(app.post_token().await.status(), 401);
     assert_audited(&app, "backchannel_logout");
 }
 
@@ -494,13 +487,7 @@ async fn forged_logout_tokens_are_rejected_and_end_nothing() {
 }
 
 async fn bearer_user(app: &TestApp, user: (&str, &str)) -> Value {
-    let grant = password_grant(&issuer(), "keygate", Some("keygate-dev-secret"), user).await;
-    let r = reqwest::Client::new()
-        .get(app.url("/api/me"))
-        .bearer_auth(grant["access_token"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap();
+    let r = app.bearer_get("/api/me", &demo_token(user).await).await;
     assert_eq!(r.status(), 200);
     json(r).await
 }

@@ -5,18 +5,6 @@ use serde_json::Value;
 
 use crate::helpers::*;
 
-async fn user_id_of(app: &TestApp, client: &reqwest::Client) -> i64 {
-    let me: Value = client
-        .get(app.url("/api/me"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    me["id"].as_i64().expect("user id")
-}
-
 /// Confirms and runs an admin action as the signed-in admin of `app.client`.
 async fn admin_action(app: &TestApp, user: i64, action: &str) -> reqwest::Response {
     let confirm = app
@@ -42,7 +30,7 @@ async fn only_admins_enter_and_anonymous_visitors_are_sent_to_login() {
     let (bob, bob_id) = app.other_browser(BOB).await;
 
     app.login(ALICE, "/").await;
-    let alice_id = user_id_of(&app, &app.client).await;
+    let alice_id = user_id_of(&app.client, &app).await;
     for page in [
         "/admin".to_string(),
         "/admin/users".to_string(),
@@ -62,7 +50,7 @@ async fn only_admins_enter_and_anonymous_visitors_are_sent_to_login() {
         let r = bob.get(app.url(&page)).send().await.unwrap();
         assert_eq!(r.status(), 403, "bob on {page}");
     }
-    let dashboard = app.get("/admin").await.text().await.unwrap();
+    let dashboard = app.page("/admin").await;
     assert!(dashboard.contains("id=\"stat-users\">2<"), "{dashboard}");
     assert!(dashboard.contains("id=\"stat-logins-day\">2<"));
     assert!(dashboard.contains("<svg class=\"chart\""));
@@ -74,22 +62,16 @@ async fn only_admins_enter_and_anonymous_visitors_are_sent_to_login() {
 async fn deactivation_locks_bob_out_at_once_and_reactivation_lets_him_back() {
     let app = spawn_app().await;
     let (bob, bob_id) = app.other_browser(BOB).await;
-    let grant = password_grant(&issuer(), "keygate", Some("keygate-dev-secret"), BOB).await;
-    let bearer = grant["access_token"].as_str().unwrap().to_string();
-    let with_bearer = || {
-        reqwest::Client::new()
-            .get(app.url("/api/me"))
-            .bearer_auth(&bearer)
-            .send()
-    };
+    let bearer = demo_token(BOB).await;
+    let with_bearer = || app.bearer_get("/api/me", &bearer);
     assert_eq!(
-        with_bearer().await.unwrap().status(),
+        with_bearer().await.status(),
         200,
         "bearer works and is cached"
     );
 
     app.login(ALICE, "/").await;
-    let alice_id = user_id_of(&app, &app.client).await;
+    let alice_id = user_id_of(&app.client, &app).await;
     let r = admin_action(&app, bob_id, "deactivate").await;
     assert_eq!(r.status(), 303);
     assert_eq!(
@@ -101,18 +83,8 @@ async fn deactivation_locks_bob_out_at_once_and_reactivation_lets_him_back() {
         bob.get(app.url("/api/me")).send().await.unwrap().status(),
         403
     );
-    assert_eq!(
-        with_bearer().await.unwrap().status(),
-        403,
-        "caches included"
-    );
-    let token = bob
-        .post(app.url("/api/token"))
-        .json(&serde_json::json!({"process": "login-from-cookie"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(token.status(), 403);
+    assert_eq!(with_bearer().await.status(), 403, "caches included");
+    assert_eq!(token_request(&bob, &app).await.status(), 403);
     let again = keycloak_login_until_callback(&bob, &app.address, BOB, "/").await;
     let refused = bob.get(again).send().await.unwrap();
     assert_eq!(refused.status(), 403);
@@ -124,7 +96,7 @@ async fn deactivation_locks_bob_out_at_once_and_reactivation_lets_him_back() {
 
     let r = admin_action(&app, bob_id, "reactivate").await;
     assert_eq!(r.status(), 303);
-    assert_eq!(with_bearer().await.unwrap().status(), 200);
+    assert_eq!(with_bearer().await.status(), 200);
     let again = keycloak_login_until_callback(&bob, &app.address, BOB, "/").await;
     assert_eq!(bob.get(again).send().await.unwrap().status(), 303);
     assert_eq!(
@@ -146,12 +118,7 @@ async fn deactivation_locks_bob_out_at_once_and_reactivation_lets_him_back() {
         has("login_failed", bob_id, None),
         "the refused login: {events:?}"
     );
-    let page = app
-        .get("/admin/audit?kind=admin_deactivate")
-        .await
-        .text()
-        .await
-        .unwrap();
+    let page = app.page("/admin/audit?kind=admin_deactivate").await;
     assert!(
         page.contains("event-admin_deactivate") && page.contains(">bob<"),
         "{page}"
@@ -230,7 +197,7 @@ async fn sign_out_everywhere_and_unlink() {
         "no Keycloak sessions left: {sessions:?}"
     );
 
-    let detail = app.get(&done).await.text().await.unwrap();
+    let detail = app.page(&done).await;
     assert!(detail.contains("signed out everywhere"));
     let account_id: i64 = {
         use keygate::schema::social_accounts::dsl::*;
@@ -241,13 +208,10 @@ async fn sign_out_everywhere_and_unlink() {
             .unwrap()
     };
     let confirm = app
-        .get(&format!(
+        .page(&format!(
             "/admin/users/{id}/confirm/unlink?account={account_id}"
         ))
-        .await
-        .text()
-        .await
-        .unwrap();
+        .await;
     let csrf = csrf_of(&confirm);
     let r = app
         .client
@@ -304,7 +268,7 @@ async fn pagination_and_search_answer_correctly_on_ten_thousand_users() {
     }
     app.login(ALICE, "/").await;
 
-    let first = app.get("/admin/users").await.text().await.unwrap();
+    let first = app.page("/admin/users").await;
     assert!(first.contains("id=\"users-total\">(10001)<"));
     assert!(first.contains("Page 1 of 401"));
     assert_eq!(
@@ -317,50 +281,25 @@ async fn pagination_and_search_answer_correctly_on_ten_thousand_users() {
         "newest first: alice signed up last"
     );
 
-    let oldest = app
-        .get("/admin/users?sort=created&dir=asc&page=1")
-        .await
-        .text()
-        .await
-        .unwrap();
+    let oldest = app.page("/admin/users?sort=created&dir=asc&page=1").await;
     let first_row = oldest.find(">user-00000<").expect("oldest first");
     assert!(first_row < oldest.find(">user-00001<").unwrap());
-    let last = app
-        .get("/admin/users?sort=created&dir=asc&page=401")
-        .await
-        .text()
-        .await
-        .unwrap();
+    let last = app.page("/admin/users?sort=created&dir=asc&page=401").await;
     assert_eq!(last.matches("<tr>").count() - 1, 1);
     assert!(last.contains(">alice<"));
 
-    let found = app
-        .get("/admin/users?q=USER-0424")
-        .await
-        .text()
-        .await
-        .unwrap();
+    let found = app.page("/admin/users?q=USER-0424").await;
     assert!(
         found.contains("id=\"users-total\">(10)<"),
         "case-insensitive substring"
     );
-    let by_name = app
-        .get("/admin/users?q=zebedee")
-        .await
-        .text()
-        .await
-        .unwrap();
+    let by_name = app.page("/admin/users?q=zebedee").await;
     assert!(by_name.contains("id=\"users-total\">(10)<"));
-    let by_email = app
-        .get("/admin/users?q=user9999%40bulk")
-        .await
-        .text()
-        .await
-        .unwrap();
+    let by_email = app.page("/admin/users?q=user9999%40bulk").await;
     assert!(by_email.contains("id=\"users-total\">(1)<"));
     assert!(by_email.contains(">user-09999<"));
     // LIKE wildcards in the search are literal.
-    let wildcard = app.get("/admin/users?q=%25").await.text().await.unwrap();
+    let wildcard = app.page("/admin/users?q=%25").await;
     assert!(wildcard.contains("id=\"users-total\">(0)<"));
     let beyond = app.get("/admin/users?page=9999").await;
     assert_eq!(beyond.status(), 200);
@@ -382,24 +321,14 @@ async fn admin_pages_work_on_postgres_too() {
         "{dashboard}"
     );
     assert!(dashboard.contains("<title>"), "chart bars carry titles");
-    let found = app
-        .get("/admin/users?q=ALI&sort=last_login&dir=asc")
-        .await
-        .text()
-        .await
-        .unwrap();
+    let found = app.page("/admin/users?q=ALI&sort=last_login&dir=asc").await;
     assert!(found.contains("id=\"users-total\">(1)<"));
-    let none = app.get("/admin/users?q=a_i").await.text().await.unwrap();
+    let none = app.page("/admin/users?q=a_i").await;
     assert!(
         none.contains("id=\"users-total\">(0)<"),
         "`_` is literal on PostgreSQL too"
     );
-    let audit = app
-        .get("/admin/audit?kind=login")
-        .await
-        .text()
-        .await
-        .unwrap();
+    let audit = app.page("/admin/audit?kind=login").await;
     assert!(audit.contains("event-login"));
 }
 

@@ -186,15 +186,28 @@ impl TestApp {
         let callback = keycloak_login_until_callback(&client, &self.address, user, "/").await;
         let done = client.get(callback).send().await.expect("callback");
         assert_eq!(done.status(), 303, "{} signs in", user.0);
-        let me: Value = client
-            .get(self.url("/api/me"))
+        let id = user_id_of(&client, self).await;
+        (client, id)
+    }
+
+    /// `POST /api/token` (login-from-cookie) from this app's browser.
+    pub async fn post_token(&self) -> reqwest::Response {
+        token_request(&self.client, self).await
+    }
+
+    /// `GET path` with `Authorization: Bearer token`, no cookies.
+    pub async fn bearer_get(&self, path: &str, token: &str) -> reqwest::Response {
+        reqwest::Client::new()
+            .get(self.url(path))
+            .bearer_auth(token)
             .send()
             .await
-            .expect("me")
-            .json()
-            .await
-            .expect("me json");
-        (client, me["id"].as_i64().expect("user id"))
+            .expect("bearer request")
+    }
+
+    /// The body of `GET path` from this app's browser.
+    pub async fn page(&self, path: &str) -> String {
+        self.get(path).await.text().await.expect("page body")
     }
 
     pub async fn me(&self) -> reqwest::Response {
@@ -229,6 +242,38 @@ pub fn location(r: &reqwest::Response) -> String {
         .unwrap_or_else(|| panic!("no Location header on {} {}", r.status(), r.url()))
         .to_str()
         .expect("ascii location")
+        .to_string()
+}
+
+/// The local user id of the browser `client`, from `/api/me`.
+pub async fn user_id_of(client: &reqwest::Client, app: &TestApp) -> i64 {
+    let me: Value = client
+        .get(app.url("/api/me"))
+        .send()
+        .await
+        .expect("me")
+        .json()
+        .await
+        .expect("me json");
+    me["id"].as_i64().expect("user id")
+}
+
+/// `POST /api/token` (login-from-cookie) from `client`, which holds some browser's cookies.
+pub async fn token_request(client: &reqwest::Client, app: &TestApp) -> reqwest::Response {
+    client
+        .post(app.url("/api/token"))
+        .json(&serde_json::json!({"process": "login-from-cookie"}))
+        .send()
+        .await
+        .expect("POST /api/token")
+}
+
+/// The access token of a password grant at keygate's demo client.
+pub async fn demo_token(user: (&str, &str)) -> String {
+    let grant = password_grant(&issuer(), "keygate", Some("keygate-dev-secret"), user).await;
+    grant["access_token"]
+        .as_str()
+        .expect("access token")
         .to_string()
 }
 

@@ -333,17 +333,8 @@ async fn access_tokens_with_one_bad_claim_are_401() {
         h
     };
     let me = |token: String| {
-        let url = app.url("/api/me");
-        async move {
-            reqwest::Client::new()
-                .get(url)
-                .bearer_auth(token)
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .as_u16()
-        }
+        let app = &app;
+        async move { app.bearer_get("/api/me", &token).await.status().as_u16() }
     };
     assert_eq!(
         me(sign(kid("hostile-1"), &good)).await,

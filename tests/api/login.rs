@@ -48,10 +48,10 @@ async fn code_flow_signs_alice_in_and_creates_her_local_user() {
 #[actix_web::test]
 async fn the_home_page_shows_who_is_signed_in() {
     let app = spawn_app().await;
-    let anonymous = app.get("/").await.text().await.unwrap();
+    let anonymous = app.page("/").await;
     assert!(anonymous.contains("You are not signed in"));
     app.login(BOB, "/").await;
-    let home = app.get("/").await.text().await.unwrap();
+    let home = app.page("/").await;
     assert!(home.contains("id=\"username\">bob<"), "{home}");
 }
 

@@ -110,26 +110,14 @@ async fn a_differently_configured_realm_works_end_to_end() {
         assert_eq!(app.get("/admin/users").await.status(), 200);
 
         // The token endpoint hands out an ES256 access token without our audience; azp admits it.
-        let token = app
-            .client
-            .post(app.url("/api/token"))
-            .json(&json!({"process": "login-from-cookie"}))
-            .send()
-            .await
-            .unwrap();
+        let token = app.post_token().await;
         assert_eq!(token.status(), 200);
         let token = json(token).await["access_token"]
             .as_str()
             .unwrap()
             .to_string();
         assert_eq!(header_alg(&token), "ES256");
-        let bearer = reqwest::Client::new()
-            .get(app.url("/api/me"))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(bearer.status(), 200);
+        assert_eq!(app.bearer_get("/api/me", &token).await.status(), 200);
 
         // A plain user of that realm: no admin pages; unverified email is fine for login.
         let grant = password_grant(
@@ -139,22 +127,11 @@ async fn a_differently_configured_realm_works_end_to_end() {
             ("dave", "dave-password-1"),
         )
         .await;
-        let dave = reqwest::Client::new()
-            .get(app.url("/admin"))
-            .bearer_auth(grant["access_token"].as_str().unwrap())
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(dave.status(), 403);
+        let dave = grant["access_token"].as_str().unwrap();
+        assert_eq!(app.bearer_get("/admin", dave).await.status(), 403);
         // A token of the demo realm is another issuer with other keys here.
-        let demo = password_grant(&issuer(), "keygate", Some("keygate-dev-secret"), ALICE).await;
-        let foreign = reqwest::Client::new()
-            .get(app.url("/api/me"))
-            .bearer_auth(demo["access_token"].as_str().unwrap())
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(foreign.status(), 401);
+        let demo = demo_token(ALICE).await;
+        assert_eq!(app.bearer_get("/api/me", &demo).await.status(), 401);
     }
     // Keycloak keeps data between runs; a failed run leaves its uniquely named realm behind.
     delete_realm(&admin, &realm).await;

@@ -6,21 +6,11 @@ use crate::helpers::*;
 use crate::proxy::FaultProxy;
 
 async fn post_token(app: &TestApp) -> reqwest::Response {
-    app.client
-        .post(app.url("/api/token"))
-        .json(&json!({"process": "login-from-cookie"}))
-        .send()
-        .await
-        .expect("POST /api/token")
+    app.post_token().await
 }
 
 async fn bearer_me(app: &TestApp, token: &str) -> reqwest::Response {
-    reqwest::Client::new()
-        .get(app.url("/api/me"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .expect("GET /api/me")
+    app.bearer_get("/api/me", token).await
 }
 
 fn set_cookies(r: &reqwest::Response) -> Vec<String> {
