@@ -3,6 +3,7 @@
 #
 #   scripts/dev.sh
 #
+# 0. checks (and on Debian installs) its prerequisites: scripts/install.sh --for dev,
 # 1. starts Keycloak on 127.0.0.1:8180 with keycloak/keygate-realm.json (scripts/keycloak.sh start;
 #    a Keycloak that already runs is reused; on a fresh machine it is fetched once, which takes a while),
 # 2. builds keygate (cargo build, debug),
@@ -21,8 +22,9 @@ cd "$ROOT"
 log() { echo "dev.sh: $*" >&2; }
 die() { log "error: $*"; exit 1; }
 
-command -v cargo >/dev/null 2>&1 || die "cargo is not installed (https://rustup.rs)"
-command -v curl >/dev/null 2>&1 || die "curl is not installed (apt-get install -y curl)"
+# Checks in well under a second (installs on Debian, as root or through passwordless sudo, what is
+# missing) cargo, Java 17+, Maven, curl, unzip, libpq-dev and pkg-config; fails at once otherwise.
+scripts/install.sh --for dev
 
 BIND=${KEYGATE_BIND:-127.0.0.1:8000}
 URL=http://$BIND

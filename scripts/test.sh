@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
 # Runs keygate's whole test suite against a real Keycloak and PostgreSQL on loopback.
-# FIRST DRAFT (tooling side); the Rust side owns and extends it.
+#
+# First runs scripts/install.sh, which checks in seconds (and on Debian installs, as root or through
+# passwordless sudo) what the suite needs: Java, Maven, chromium, PostgreSQL, Node.js and
+# tests/browser's npm packages; it fails at once, saying what is missing, before the long build.
 #
 # Starts Keycloak (scripts/keycloak.sh) and PostgreSQL (scripts/postgres.sh) unless they already run,
 # and stops at exit only what it started (KEYGATE_KEEP_SERVICES=1 keeps them running anyway).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+scripts/install.sh
 
 started_keycloak=0
 started_postgres=0
@@ -41,8 +46,5 @@ export KEYGATE_ARTIFACTS_DIR="$PWD/artifacts"
 cargo test --locked
 
 if [ -f tests/browser/run.mjs ]; then
-  if [ ! -d tests/browser/node_modules ]; then
-    (cd tests/browser && npm ci --no-audit --no-fund)
-  fi
   node tests/browser/run.mjs
 fi
