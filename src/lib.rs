@@ -1,26 +1,31 @@
 //! keygate: puts Keycloak login in front of an application and its UI.
 //!
-//! `startup::Application` is the app factory; `routes` holds every route; the other modules are
-//! named for what they hold.
+//! The folders are the layers. Each may use the ones listed after it, never one above it; the
+//! `layering` test reads every `use crate::` path and fails on a step upwards or a forbidden crate.
+//!
+//! | layer      | holds                                                              | may use            | never          |
+//! |------------|--------------------------------------------------------------------|--------------------|----------------|
+//! | `app`      | the composition root: state and middleware from `Settings`         | everything         |                |
+//! | `web`      | `AppState`, the extractor, the route table, handlers, responses    | session and below  | app            |
+//! | `session`  | the typed session, pending login, session store, leased refresh    | domain and below   | web            |
+//! | `domain`   | provisioning, registration, admin actions, back-channel, audit     | store, idp, below  | actix          |
+//! | `store`    | Diesel: pool, migrations, schema, one file per table               | util               | actix, idp     |
+//! | `idp`      | Keycloak over HTTP: discovery, grants, token checks, JWKS, admin   | settings, util     | actix, diesel  |
+//! | `settings` | configuration, parsed once into typed values                       | util               |                |
+//! | `util`     | the clock, randomness, hashing, text for logs                      | nothing            |                |
+//!
+//! Only `app::Application` (started by `main` and the tests), `settings`, and the few items the
+//! integration tests reach into are public; everything else is crate-private, so rustc reports
+//! what nothing uses.
 
-pub mod accounts;
-pub mod auth;
-pub mod crypto;
-pub mod db;
-pub mod errors;
-pub mod jwt;
-pub mod keycloak_admin;
-pub mod models;
-pub mod next_url;
-pub mod oidc;
-pub mod rate_limit;
-pub mod refresh;
-pub mod registration;
-pub mod routes;
-pub mod schema;
+pub mod app;
+pub mod domain;
+pub(crate) mod idp;
 pub mod session;
-pub mod session_store;
 pub mod settings;
-pub mod signin;
-pub mod startup;
-pub mod user_cache;
+pub mod store;
+pub mod util;
+pub mod web;
+
+#[cfg(test)]
+mod layering;

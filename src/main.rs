@@ -1,7 +1,7 @@
 use std::process::ExitCode;
 
+use keygate::app::Application;
 use keygate::settings::Settings;
-use keygate::startup::Application;
 
 const HELP: &str = "keygate: Keycloak login in front of an application and its UI
 
@@ -36,8 +36,8 @@ async fn main() -> ExitCode {
         }
     };
     let result = match command {
-        Some("migrate") => keygate::db::connect(&settings.database_url)
-            .and_then(|pool| keygate::db::migrate(&pool)),
+        Some("migrate") => keygate::store::connect(&settings.database_url)
+            .and_then(|pool| keygate::store::migrate(&pool)),
         _ => serve(settings).await,
     };
     match result {

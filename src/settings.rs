@@ -90,6 +90,11 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// The realm's issuer exactly as tokens carry it: the configured URL without a trailing `/`.
+    pub fn issuer(&self) -> &str {
+        self.issuer_url.as_str().trim_end_matches('/')
+    }
+
     /// Reads settings from the process environment, and from the `KEY=value` file named by
     /// `KEYGATE_CONFIG` if set; the environment wins over the file.
     pub fn from_env() -> Result<Self, SettingsError> {

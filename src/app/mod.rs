@@ -1,5 +1,7 @@
-//! The application factory: builds everything from [`Settings`] and binds a listener, so `main` and
-//! the integration tests start exactly the same server (tests bind port 0).
+//! The composition root: builds the idp clients, the store, the session layer and [`AppState`]
+//! from [`Settings`], wraps the routes in the middleware stack and binds a listener, so `main` and
+//! the integration tests start exactly the same server (tests bind port 0). Only `main` and the
+//! tests use this module.
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -14,53 +16,25 @@ use actix_web::{web, App, HttpServer};
 use anyhow::Context;
 use url::Url;
 
-use crate::db::{self, Pool};
-use crate::errors::render_bare_errors;
-use crate::jwt::TokenValidator;
-use crate::keycloak_admin::KeycloakAdmin;
-use crate::next_url::NextUrl;
-use crate::oidc::Oidc;
-use crate::rate_limit::FailureLimiter;
-use crate::session_store::{spawn_purger, DbSessionStore};
+use crate::domain::rate_limit::FailureLimiter;
+use crate::domain::user_cache::UserCache;
+use crate::idp::{self, AccessTokens, Discovery, Grants, Jwks, KeycloakAdmin, LogoutTokens};
+use crate::session::store::load_failed;
+use crate::session::{spawn_purger, DbSessionStore, Refresher};
 use crate::settings::{is_loopback, Settings};
-use crate::user_cache::UserCache;
+use crate::store;
+use crate::web::response::{render_bare_errors, store_failure};
+use crate::web::AppState;
 
-/// Everything a handler needs, shared by all workers.
-pub struct AppState {
-    pub settings: Settings,
-    pub public_url: Url,
-    pub pool: Pool,
-    pub oidc: Oidc,
-    pub tokens: TokenValidator,
-    /// Cookies get `Secure` when keygate is served over https.
-    pub secure_cookies: bool,
-    pub admin: KeycloakAdmin,
-    /// Users by Keycloak subject, for bearer requests without a database round trip.
-    pub users: UserCache,
-    /// Failed password logins per client IP and per username.
-    pub login_failures: FailureLimiter,
-    /// Refreshes this process made at Keycloak (observability, and tests of the refresh lease).
-    pub refreshes: std::sync::atomic::AtomicU64,
-}
-
-impl AppState {
-    /// Absolute URL that starts a Keycloak login and comes back to `next`.
-    pub fn login_url(&self, next: &NextUrl) -> String {
-        let mut url = self.public_url.clone();
-        url.set_path("/login/keycloak");
-        url.query_pairs_mut().append_pair("next", next.as_str());
-        url.to_string()
-    }
-}
-
+/// A running keygate: its port and the server to await.
 pub struct Application {
     port: u16,
-    public_url: Url,
     server: Server,
     state: web::Data<AppState>,
 }
 
 impl Application {
+    /// Migrates the database, builds everything and starts serving on `settings.bind`.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let listener = TcpListener::bind(&settings.bind)
             .with_context(|| format!("KEYGATE_BIND: cannot listen on {}", settings.bind))?;
@@ -70,25 +44,10 @@ impl Application {
             None => Url::parse(&format!("http://{addr}"))?,
         };
         let key = session_key(&settings, &public_url)?;
-        let pool = db::connect(&settings.database_url)?;
+        let pool = store::connect(&settings.database_url)?;
         let migrate_pool = pool.clone();
-        tokio::task::spawn_blocking(move || db::migrate(&migrate_pool)).await??;
-
-        let oidc = Oidc::new(&settings, &public_url)?;
-        let tokens = TokenValidator::new(&settings, oidc.http().clone());
-        let admin = KeycloakAdmin::new(&settings, oidc.http().clone());
-        let state = web::Data::new(AppState {
-            secure_cookies: public_url.scheme() == "https",
-            settings,
-            public_url: public_url.clone(),
-            pool: pool.clone(),
-            oidc,
-            tokens,
-            admin,
-            users: UserCache::default(),
-            login_failures: FailureLimiter::new(5, std::time::Duration::from_secs(60)),
-            refreshes: Default::default(),
-        });
+        tokio::task::spawn_blocking(move || store::migrate(&migrate_pool)).await??;
+        let state = web::Data::new(state(settings, public_url.clone(), pool.clone())?);
         spawn_purger(
             pool.clone(),
             std::time::Duration::from_secs(300),
@@ -126,8 +85,8 @@ impl Application {
                 // with keygate's 500 page (or JSON), before any handler runs.
                 .wrap_fn(|req, srv| {
                     use futures_util::future::{ready, Either};
-                    if crate::session_store::load_failed(&req) {
-                        let response = crate::errors::store_failure(req.path());
+                    if load_failed(&req) {
+                        let response = store_failure(req.path());
                         return Either::Left(ready(Ok(req.into_response(response))));
                     }
                     Either::Right(srv.call(req))
@@ -141,25 +100,21 @@ impl Application {
                         .custom_request_replace("method", |req| req.method().to_string()),
                 )
                 .app_data(server_state.clone())
-                .configure(crate::routes::configure)
+                .configure(crate::web::configure)
         })
         .listen(listener)?
         .run();
         log::info!("keygate listening on {addr}, public URL {public_url}");
         Ok(Application {
             port: addr.port(),
-            public_url,
             server,
             state,
         })
     }
 
+    /// The port it listens on (the one the OS chose when `KEYGATE_BIND` asked for port 0).
     pub fn port(&self) -> u16 {
         self.port
-    }
-
-    pub fn public_url(&self) -> &Url {
-        &self.public_url
     }
 
     /// Shared state, for tests that inspect the pool or caches of a running app.
@@ -167,9 +122,30 @@ impl Application {
         self.state.clone().into_inner()
     }
 
+    /// Serves until the server is stopped (SIGINT or SIGTERM).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await
     }
+}
+
+/// The shared state: one discovery handle for every Keycloak client, and the clients built on it.
+fn state(settings: Settings, public_url: Url, pool: store::Pool) -> anyhow::Result<AppState> {
+    let discovery = Arc::new(Discovery::new(&settings, &public_url, idp::http_client()?)?);
+    let jwks = Arc::new(Jwks::new(discovery.clone()));
+    let grants = Arc::new(Grants::new(discovery.clone(), settings.leeway));
+    Ok(AppState {
+        secure_cookies: public_url.scheme() == "https",
+        access_tokens: AccessTokens::new(&settings, jwks.clone()),
+        logout_tokens: LogoutTokens::new(&settings, jwks),
+        admin: KeycloakAdmin::new(settings.issuer(), discovery),
+        refresher: Refresher::new(pool.clone(), grants.clone()),
+        grants,
+        users: UserCache::default(),
+        login_failures: FailureLimiter::new(5, std::time::Duration::from_secs(60)),
+        settings,
+        public_url,
+        pool,
+    })
 }
 
 /// The cookie key: the configured secret, or on a loopback URL a random one (sessions then end

@@ -6,18 +6,18 @@ use url::Url;
 
 /// A path on this site, checked once at the edge.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct NextUrl(String);
+pub(crate) struct NextUrl(String);
 
 impl NextUrl {
     /// The path used whenever a `next` value is missing or refused.
-    pub fn home() -> Self {
+    pub(crate) fn home() -> Self {
         NextUrl("/".into())
     }
 
     /// Admits `/path?query#frag`; refuses absolute URLs, scheme-relative `//host`, backslash tricks
     /// (browsers read `/\host` as `//host`), control characters and anything that parses to another
     /// origin. Anything refused becomes `/`.
-    pub fn parse(raw: Option<&str>) -> Self {
+    pub(crate) fn parse(raw: Option<&str>) -> Self {
         raw.and_then(Self::try_parse).unwrap_or_else(Self::home)
     }
 
@@ -42,7 +42,7 @@ impl NextUrl {
 
     /// Takes the path of a same-origin `Referer`, so an API 401 can send the user back to the page
     /// that made the call.
-    pub fn from_referer(public_url: &Url, referer: Option<&str>) -> Self {
+    pub(crate) fn from_referer(public_url: &Url, referer: Option<&str>) -> Self {
         let Some(referer) = referer.and_then(|r| Url::parse(r).ok()) else {
             return Self::home();
         };
@@ -57,7 +57,7 @@ impl NextUrl {
         Self::parse(Some(&path))
     }
 
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.0
     }
 }

@@ -1,4 +1,6 @@
-//! Local users for Keycloak subjects: find the user of a subject, or create it on first login.
+//! Provisioning: the local user of a Keycloak subject, found, or created on its first sign-in,
+//! and the one way a local user linked to a Keycloak account is created (sign-in and
+//! registration alike).
 //!
 //! Users are found by `(provider, uid = sub)` only. Matching by username or email would let
 //! whoever controls that name or address in Keycloak take over a local account (seed 003); the
@@ -7,15 +9,16 @@
 use diesel::Connection;
 use serde_json::Value;
 
-use crate::db::{now, DbConn, DbError};
-use crate::models::audit::{self, Audit, AuditContext, AuditKind};
-use crate::models::social_account::{NewSocialAccount, SocialAccount, KEYCLOAK};
-use crate::models::user::{NewUser, ProfileUpdate, User};
+use crate::domain::audit::{Audit, AuditContext, AuditKind};
 use crate::settings::LinkPolicy;
+use crate::store::social_accounts::{NewSocialAccount, KEYCLOAK};
+use crate::store::users::{NewUser, ProfileUpdate};
+use crate::store::{DbConn, DbError, SocialAccount, User};
+use crate::util::now;
 
 /// The profile fields keygate keeps, read from OpenID Connect claims.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Profile {
+pub(crate) struct Profile {
     pub username: String,
     pub email: Option<String>,
     pub email_verified: bool,
@@ -38,7 +41,7 @@ fn clip(s: &str) -> String {
 }
 
 impl Profile {
-    pub fn from_claims(sub: &str, claims: &Value) -> Profile {
+    pub(crate) fn from_claims(sub: &str, claims: &Value) -> Profile {
         let email = claim(claims, "email").map(clip);
         let username = claim(claims, "preferred_username")
             .map(clip)
@@ -54,26 +57,26 @@ impl Profile {
     }
 }
 
-/// Finds or creates the local user of Keycloak subject `sub`, records the login on its
+/// How a sign-in is recorded in the audit log (`None` for bearer-token provisioning, which is not
+/// a sign-in).
+pub struct SignInAudit<'a> {
+    pub(crate) ctx: &'a AuditContext,
+    pub(crate) method: &'a str,
+}
+
+/// Finds or creates the local user of Keycloak subject `sub`, records the sign-in on its
 /// `social_accounts` row (claims in `extra_data`), and returns the user (active or not: the caller
 /// decides what an inactive user may do).
 ///
-/// Two first logins of one subject may race (two tabs, two instances). The loser of the race hits
-/// the UNIQUE constraint on `(provider, uid)` or `username`, its transaction rolls back whole, and
-/// the retry finds the winner's row: one user, never two, never half of one.
-/// How a login is recorded in the audit log (`None` for bearer-token provisioning, which is not a
-/// login).
-pub struct LoginAudit<'a> {
-    pub ctx: &'a AuditContext,
-    pub method: &'a str,
-}
-
-pub fn login(
+/// Two first sign-ins of one subject may race (two tabs, two instances). The loser of the race
+/// hits the UNIQUE constraint on `(provider, uid)` or `username`, its transaction rolls back whole,
+/// and the retry finds the winner's row: one user, never two, never half of one.
+pub fn provision(
     conn: &mut DbConn,
     sub: &str,
     claims: &Value,
     policy: LinkPolicy,
-    audit: Option<&LoginAudit<'_>>,
+    audit: Option<&SignInAudit<'_>>,
 ) -> Result<User, DbError> {
     let profile = Profile::from_claims(sub, claims);
     let extra = claims.to_string();
@@ -81,9 +84,9 @@ pub fn login(
     loop {
         attempt += 1;
         let result: Result<User, DbError> = conn.transaction(|c| {
-            let user = login_once(c, sub, &profile, &extra, policy, now())?;
+            let user = provision_once(c, sub, &profile, &extra, policy, now())?;
             if let Some(a) = audit {
-                record_login(c, &user, a)?;
+                record_sign_in(c, &user, a)?;
             }
             Ok(user)
         });
@@ -94,7 +97,7 @@ pub fn login(
     }
 }
 
-fn record_login(conn: &mut DbConn, user: &User, a: &LoginAudit<'_>) -> Result<(), DbError> {
+fn record_sign_in(conn: &mut DbConn, user: &User, a: &SignInAudit<'_>) -> Result<(), DbError> {
     let (kind, detail) = if user.is_active {
         (AuditKind::Login, a.method.to_string())
     } else {
@@ -103,20 +106,10 @@ fn record_login(conn: &mut DbConn, user: &User, a: &LoginAudit<'_>) -> Result<()
             format!("{}: account deactivated", a.method),
         )
     };
-    audit::record(
-        conn,
-        a.ctx,
-        &Audit {
-            kind,
-            user_id: Some(user.id),
-            actor_id: None,
-            detail: &detail,
-        },
-    )?;
-    Ok(())
+    Audit::new(kind, Some(user.id), detail).record(conn, a.ctx)
 }
 
-fn login_once(
+fn provision_once(
     conn: &mut DbConn,
     sub: &str,
     profile: &Profile,
@@ -147,36 +140,58 @@ fn login_once(
                 existing.id
             );
             User::update_profile(conn, existing.id, &update)?;
+            link_account(conn, existing.id, sub, extra, Some(now))?;
             existing
         }
         None => {
             let username = free_username(conn, &profile.username, sub)?;
-            User::insert(
-                conn,
-                &NewUser {
-                    username: &username,
-                    email: profile.email.as_deref(),
-                    first_name: &profile.first_name,
-                    last_name: &profile.last_name,
-                    is_active: true,
-                    created_at: now,
-                    last_login_at: Some(now),
-                },
-            )?
+            let new = NewUser {
+                username: &username,
+                email: profile.email.as_deref(),
+                first_name: &profile.first_name,
+                last_name: &profile.last_name,
+                is_active: true,
+                created_at: now,
+                last_login_at: Some(now),
+            };
+            create_linked_user(conn, &new, sub, extra)?
         }
     };
+    Ok(User::find(conn, user.id)?.unwrap_or(user))
+}
+
+/// Inserts a local user and its Keycloak account `uid`; the caller's transaction makes the two one
+/// write.
+pub(crate) fn create_linked_user(
+    conn: &mut DbConn,
+    user: &NewUser<'_>,
+    uid: &str,
+    extra: &str,
+) -> Result<User, DbError> {
+    let created = User::insert(conn, user)?;
+    link_account(conn, created.id, uid, extra, user.last_login_at)?;
+    Ok(created)
+}
+
+fn link_account(
+    conn: &mut DbConn,
+    user_id: i64,
+    uid: &str,
+    extra: &str,
+    last_login_at: Option<i64>,
+) -> Result<(), DbError> {
     SocialAccount::insert(
         conn,
         &NewSocialAccount {
-            user_id: user.id,
+            user_id,
             provider: KEYCLOAK,
-            uid: sub,
+            uid,
             extra_data: extra,
-            created_at: now,
-            last_login_at: Some(now),
+            created_at: now(),
+            last_login_at,
         },
     )?;
-    Ok(User::find(conn, user.id)?.unwrap_or(user))
+    Ok(())
 }
 
 /// Under [`LinkPolicy::VerifiedEmail`], the single existing user with this verified email.

@@ -9,14 +9,14 @@ use std::time::{Duration, Instant};
 /// Keys tracked before stale ones are swept, so a flood of usernames cannot grow memory unbounded.
 const MAX_KEYS: usize = 50_000;
 
-pub struct FailureLimiter {
+pub(crate) struct FailureLimiter {
     max: usize,
     window: Duration,
     failures: Mutex<HashMap<String, VecDeque<Instant>>>,
 }
 
 impl FailureLimiter {
-    pub fn new(max: usize, window: Duration) -> Self {
+    pub(crate) fn new(max: usize, window: Duration) -> Self {
         FailureLimiter {
             max,
             window,
@@ -25,7 +25,7 @@ impl FailureLimiter {
     }
 
     /// `Err(seconds to wait)` when any of `keys` has used up its failures in the window.
-    pub fn check(&self, keys: &[String]) -> Result<(), u64> {
+    pub(crate) fn check(&self, keys: &[String]) -> Result<(), u64> {
         let Ok(mut map) = self.failures.lock() else {
             return Ok(());
         };
@@ -46,7 +46,7 @@ impl FailureLimiter {
         wait.map_or(Ok(()), Err)
     }
 
-    pub fn record_failure(&self, keys: &[String]) {
+    pub(crate) fn record_failure(&self, keys: &[String]) {
         let Ok(mut map) = self.failures.lock() else {
             return;
         };

@@ -2,20 +2,19 @@
 //! local user and its social account in one transaction. If the local write fails, the Keycloak
 //! user is deleted again, so nothing is ever half-registered.
 
-use diesel::Connection;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::db::{self, now, DbError};
-use crate::keycloak_admin::{AdminError, NewKeycloakUser};
-use crate::models::audit::{self, Audit, AuditContext, AuditKind};
-use crate::models::social_account::{NewSocialAccount, SocialAccount, KEYCLOAK};
-use crate::models::user::{NewUser, User};
-use crate::startup::AppState;
+use crate::domain::audit::{Audit, AuditContext, AuditKind};
+use crate::domain::provisioning::create_linked_user;
+use crate::idp::{AdminError, KeycloakAdmin, NewKeycloakUser, Unavailable};
+use crate::store::users::NewUser;
+use crate::store::{self, DbConn, DbError, Pool, User};
+use crate::util::now;
 
 /// The registration form as submitted.
 #[derive(Clone, Debug, Default, Deserialize)]
-pub struct RegistrationForm {
+pub(crate) struct RegistrationForm {
     #[serde(default)]
     pub csrf_token: String,
     #[serde(default)]
@@ -33,8 +32,8 @@ pub struct RegistrationForm {
 }
 
 /// A form that passed validation; usernames and emails lowercased as Keycloak stores them.
-#[derive(Debug)]
-pub struct ValidRegistration {
+#[derive(Clone, Debug)]
+pub(crate) struct ValidRegistration {
     pub username: String,
     pub email: String,
     pub first_name: String,
@@ -43,10 +42,10 @@ pub struct ValidRegistration {
 }
 
 /// Problems with the form, one message per field.
-pub type FieldErrors = Vec<(&'static str, String)>;
+pub(crate) type FieldErrors = Vec<(&'static str, String)>;
 
 impl RegistrationForm {
-    pub fn validate(&self) -> Result<ValidRegistration, FieldErrors> {
+    pub(crate) fn validate(&self) -> Result<ValidRegistration, FieldErrors> {
         let mut errors: FieldErrors = vec![];
         let username = self.username.trim().to_lowercase();
         let email = self.email.trim().to_lowercase();
@@ -117,60 +116,43 @@ fn is_email(s: &str) -> bool {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum RegisterError {
+pub(crate) enum RegisterError {
     #[error("username or email already taken")]
     Taken,
     #[error("Keycloak refused the user: {0}")]
     Rejected(String),
-    #[error("Keycloak unreachable: {0}")]
-    Unavailable(String),
+    #[error(transparent)]
+    Unavailable(Unavailable),
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
 }
 
 /// Creates the user in Keycloak and locally; returns the local user.
-pub async fn register(
-    state: &AppState,
+pub(crate) async fn register(
+    admin: &KeycloakAdmin,
+    pool: &Pool,
     form: &ValidRegistration,
     ctx: &AuditContext,
 ) -> Result<User, RegisterError> {
-    let keycloak_id = state
-        .admin
-        .create_user(
-            &state.oidc,
-            &NewKeycloakUser {
-                username: &form.username,
-                email: &form.email,
-                first_name: &form.first_name,
-                last_name: &form.last_name,
-                password: &form.password,
-            },
-        )
+    let keycloak_id = admin
+        .create_user(&NewKeycloakUser {
+            username: &form.username,
+            email: &form.email,
+            first_name: &form.first_name,
+            last_name: &form.last_name,
+            password: &form.password,
+        })
         .await
         .map_err(|e| match e {
             AdminError::Conflict(_) => RegisterError::Taken,
             AdminError::Rejected(message) => RegisterError::Rejected(message),
-            AdminError::Unavailable(why) => RegisterError::Unavailable(why),
+            AdminError::Unavailable(u) => RegisterError::Unavailable(u),
             AdminError::Failed(why) => RegisterError::Unexpected(anyhow::anyhow!(why)),
         })?;
 
-    let (username, email) = (form.username.clone(), form.email.clone());
-    let (first, last) = (form.first_name.clone(), form.last_name.clone());
-    let uid = keycloak_id.clone();
-    let ctx = ctx.clone();
-    let local = db::run(&state.pool, move |conn| {
-        conn.transaction(|c| {
-            let user = create_local(c, &uid, &username, &email, &first, &last)?;
-            let detail = format!("registered as {username} (Keycloak id {uid})");
-            let event = Audit {
-                kind: AuditKind::Registration,
-                user_id: Some(user.id),
-                actor_id: None,
-                detail: &detail,
-            };
-            audit::record(c, &ctx, &event)?;
-            Ok(user)
-        })
+    let local = store::transaction(pool, {
+        let (form, uid, ctx) = (form.clone(), keycloak_id.clone(), ctx.clone());
+        move |conn| create_local(conn, &uid, &form, &ctx)
     })
     .await;
     match local {
@@ -181,7 +163,7 @@ pub async fn register(
         Err(e) => {
             let taken = e.is_unique_violation();
             log::error!("local write of a new registration failed, undoing it in Keycloak: {e}");
-            compensate(state, &keycloak_id).await;
+            compensate(admin, &keycloak_id).await;
             if taken {
                 Err(RegisterError::Taken)
             } else {
@@ -191,48 +173,39 @@ pub async fn register(
     }
 }
 
+/// The local user of a new Keycloak account, and its audit row.
 fn create_local(
-    conn: &mut db::DbConn,
+    conn: &mut DbConn,
     keycloak_id: &str,
-    username: &str,
-    email: &str,
-    first_name: &str,
-    last_name: &str,
+    form: &ValidRegistration,
+    ctx: &AuditContext,
 ) -> Result<User, DbError> {
-    let created = now();
-    let user = User::insert(
-        conn,
-        &NewUser {
-            username,
-            email: Some(email),
-            first_name,
-            last_name,
-            is_active: true,
-            created_at: created,
-            last_login_at: None,
-        },
-    )?;
-    let extra = json!({"sub": keycloak_id, "preferred_username": username, "email": email,
-                       "given_name": first_name, "family_name": last_name, "registered": true})
+    let new = NewUser {
+        username: &form.username,
+        email: Some(&form.email),
+        first_name: &form.first_name,
+        last_name: &form.last_name,
+        is_active: true,
+        created_at: now(),
+        last_login_at: None,
+    };
+    let extra = json!({"sub": keycloak_id, "preferred_username": form.username,
+                       "email": form.email, "given_name": form.first_name,
+                       "family_name": form.last_name, "registered": true})
     .to_string();
-    SocialAccount::insert(
-        conn,
-        &NewSocialAccount {
-            user_id: user.id,
-            provider: KEYCLOAK,
-            uid: keycloak_id,
-            extra_data: &extra,
-            created_at: created,
-            last_login_at: None,
-        },
-    )?;
+    let user = create_linked_user(conn, &new, keycloak_id, &extra)?;
+    let detail = format!(
+        "registered as {} (Keycloak id {keycloak_id})",
+        form.username
+    );
+    Audit::new(AuditKind::Registration, Some(user.id), detail).record(conn, ctx)?;
     Ok(user)
 }
 
 /// Deletes the Keycloak user of a registration that failed locally. If even that fails, the log
 /// names the user to remove by hand.
-async fn compensate(state: &AppState, keycloak_id: &str) {
-    match state.admin.delete_user(&state.oidc, keycloak_id).await {
+async fn compensate(admin: &KeycloakAdmin, keycloak_id: &str) {
+    match admin.delete_user(keycloak_id).await {
         Ok(()) => log::info!("deleted Keycloak user {keycloak_id} of the failed registration"),
         Err(e) => log::error!(
             "could not delete Keycloak user {keycloak_id} after a failed registration ({e}): \

@@ -6,32 +6,31 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::models::social_account::SocialAccount;
-use crate::models::user::User;
+use crate::store::{SocialAccount, User};
 
-pub const TTL: Duration = Duration::from_secs(10);
+const TTL: Duration = Duration::from_secs(10);
 const CAPACITY: usize = 10_000;
 
 /// A user and its linked accounts as loaded together.
 #[derive(Debug)]
-pub struct UserSnapshot {
+pub(crate) struct UserSnapshot {
     pub user: Arc<User>,
     pub accounts: Vec<SocialAccount>,
 }
 
 #[derive(Default)]
-pub struct UserCache {
+pub(crate) struct UserCache {
     map: Mutex<HashMap<String, (Arc<UserSnapshot>, Instant)>>,
 }
 
 impl UserCache {
-    pub fn get(&self, sub: &str) -> Option<Arc<UserSnapshot>> {
+    pub(crate) fn get(&self, sub: &str) -> Option<Arc<UserSnapshot>> {
         let map = self.map.lock().ok()?;
         let (snapshot, at) = map.get(sub)?;
         (at.elapsed() < TTL).then(|| snapshot.clone())
     }
 
-    pub fn put(&self, sub: &str, snapshot: Arc<UserSnapshot>) {
+    pub(crate) fn put(&self, sub: &str, snapshot: Arc<UserSnapshot>) {
         let Ok(mut map) = self.map.lock() else {
             return;
         };
@@ -45,7 +44,7 @@ impl UserCache {
     }
 
     /// Drops every entry of local user `user_id`.
-    pub fn forget_user(&self, user_id: i64) {
+    pub(crate) fn forget_user(&self, user_id: i64) {
         if let Ok(mut map) = self.map.lock() {
             map.retain(|_, (s, _)| s.user.id != user_id);
         }

@@ -2,31 +2,34 @@
 //! client-credentials grant (the client's service account holds `manage-users`), cached until
 //! shortly before it expires. Never a hard-coded admin token (seed 001).
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::oidc::{error_chain, Oidc, OidcError};
-use crate::settings::{Secret, Settings};
+use super::discovery::Discovery;
+use super::http::read_json;
+use super::Unavailable;
+use crate::settings::Secret;
+use crate::util::error_chain;
 
 #[derive(Debug, thiserror::Error)]
-pub enum AdminError {
+pub(crate) enum AdminError {
     /// Username or email already exists (409).
     #[error("conflict: {0}")]
     Conflict(String),
     /// Keycloak refused the data (password policy, user profile): its message, for the user.
     #[error("rejected: {0}")]
     Rejected(String),
-    #[error("Keycloak unreachable: {0}")]
-    Unavailable(String),
+    #[error(transparent)]
+    Unavailable(#[from] Unavailable),
     #[error("Keycloak admin API failed: {0}")]
     Failed(String),
 }
 
 /// A user to create in Keycloak.
-pub struct NewKeycloakUser<'a> {
+pub(crate) struct NewKeycloakUser<'a> {
     pub username: &'a str,
     pub email: &'a str,
     pub first_name: &'a str,
@@ -34,12 +37,10 @@ pub struct NewKeycloakUser<'a> {
     pub password: &'a str,
 }
 
-pub struct KeycloakAdmin {
-    http: reqwest::Client,
+pub(crate) struct KeycloakAdmin {
+    discovery: Arc<Discovery>,
     /// `{base}/admin/realms/{realm}`
     admin_url: String,
-    client_id: String,
-    client_secret: Secret<String>,
     token: Mutex<Option<(Secret<String>, Instant)>>,
 }
 
@@ -50,23 +51,20 @@ struct TokenResponse {
 }
 
 impl KeycloakAdmin {
-    pub fn new(settings: &Settings, http: reqwest::Client) -> Self {
-        let issuer = settings.issuer_url.as_str().trim_end_matches('/');
+    pub(crate) fn new(issuer: &str, discovery: Arc<Discovery>) -> Self {
         // Keycloak's issuer is `{base}/realms/{realm}`; the admin API is `{base}/admin/realms/{realm}`.
         let admin_url = match issuer.rsplit_once("/realms/") {
             Some((base, realm)) => format!("{base}/admin/realms/{realm}"),
             None => format!("{issuer}/admin"),
         };
         KeycloakAdmin {
-            http,
+            discovery,
             admin_url,
-            client_id: settings.client_id.clone(),
-            client_secret: settings.client_secret.clone(),
             token: Mutex::new(None),
         }
     }
 
-    async fn token(&self, oidc: &Oidc) -> Result<String, AdminError> {
+    async fn token(&self) -> Result<String, AdminError> {
         if let Ok(guard) = self.token.lock() {
             if let Some((token, valid_until)) = guard.as_ref() {
                 if Instant::now() < *valid_until {
@@ -74,27 +72,22 @@ impl KeycloakAdmin {
                 }
             }
         }
-        let provider = oidc.provider().await.map_err(|e| match e {
-            OidcError::Unavailable(why) => AdminError::Unavailable(why),
-            other => AdminError::Failed(other.to_string()),
-        })?;
+        let provider = self.discovery.provider().await?;
         let endpoint = provider
-            .metadata
             .token_endpoint()
-            .ok_or_else(|| AdminError::Failed("no token endpoint".into()))?
-            .url()
-            .clone();
+            .ok_or_else(|| AdminError::Failed("no token endpoint".into()))?;
         let response = self
-            .http
+            .discovery
+            .http()
             .post(endpoint)
             .form(&[
                 ("grant_type", "client_credentials"),
-                ("client_id", &self.client_id),
-                ("client_secret", self.client_secret.expose()),
+                ("client_id", self.discovery.client_id()),
+                ("client_secret", self.discovery.client_secret()),
             ])
             .send()
             .await
-            .map_err(|e| AdminError::Unavailable(error_chain(&e)))?;
+            .map_err(|e| Unavailable(error_chain(&e)))?;
         if !response.status().is_success() {
             return Err(AdminError::Failed(format!(
                 "client-credentials grant answered {}: enable the client's service account and \
@@ -117,21 +110,19 @@ impl KeycloakAdmin {
 
     async fn send(
         &self,
-        oidc: &Oidc,
         build: impl Fn(&reqwest::Client, &str) -> reqwest::RequestBuilder,
     ) -> Result<reqwest::Response, AdminError> {
-        let token = self.token(oidc).await?;
-        build(&self.http, &self.admin_url)
+        let token = self.token().await?;
+        Ok(build(self.discovery.http(), &self.admin_url)
             .bearer_auth(token)
             .send()
             .await
-            .map_err(|e| AdminError::Unavailable(error_chain(&e)))
+            .map_err(|e| Unavailable(error_chain(&e)))?)
     }
 
     /// Creates an enabled user with a password; returns Keycloak's id of the new user.
-    pub async fn create_user(
+    pub(crate) async fn create_user(
         &self,
-        oidc: &Oidc,
         user: &NewKeycloakUser<'_>,
     ) -> Result<String, AdminError> {
         let body = json!({
@@ -143,9 +134,7 @@ impl KeycloakAdmin {
             "credentials": [{"type": "password", "value": user.password, "temporary": false}],
         });
         let response = self
-            .send(oidc, |http, base| {
-                http.post(format!("{base}/users")).json(&body)
-            })
+            .send(|http, base| http.post(format!("{base}/users")).json(&body))
             .await?;
         let status = response.status();
         if status == reqwest::StatusCode::CREATED {
@@ -162,19 +151,20 @@ impl KeycloakAdmin {
         match status.as_u16() {
             409 => Err(AdminError::Conflict(message)),
             400 => Err(AdminError::Rejected(message)),
-            401 | 403 => Err(AdminError::Unavailable(format!(
+            401 | 403 => Err(Unavailable(format!(
                 "the admin API answered {status}: give the client's service account the \
                  realm-management roles manage-users, view-users and query-users"
-            ))),
-            s if s >= 500 => Err(AdminError::Unavailable(format!("{status}: {message}"))),
+            ))
+            .into()),
+            s if s >= 500 => Err(Unavailable(format!("{status}: {message}")).into()),
             _ => Err(AdminError::Failed(format!("{status}: {message}"))),
         }
     }
 
-    pub async fn delete_user(&self, oidc: &Oidc, id: &str) -> Result<(), AdminError> {
+    pub(crate) async fn delete_user(&self, id: &str) -> Result<(), AdminError> {
         let id = encode(id);
         let response = self
-            .send(oidc, |http, base| http.delete(format!("{base}/users/{id}")))
+            .send(|http, base| http.delete(format!("{base}/users/{id}")))
             .await?;
         match response.status().as_u16() {
             204 | 200 | 404 => Ok(()),
@@ -186,12 +176,10 @@ impl KeycloakAdmin {
     }
 
     /// Ends every Keycloak session of a user (Keycloak then calls back-channel logout).
-    pub async fn logout_user(&self, oidc: &Oidc, id: &str) -> Result<(), AdminError> {
+    pub(crate) async fn logout_user(&self, id: &str) -> Result<(), AdminError> {
         let id = encode(id);
         let response = self
-            .send(oidc, |http, base| {
-                http.post(format!("{base}/users/{id}/logout"))
-            })
+            .send(|http, base| http.post(format!("{base}/users/{id}/logout")))
             .await?;
         if response.status().is_success() {
             Ok(())
@@ -210,9 +198,7 @@ fn encode(segment: &str) -> String {
 
 /// Keycloak's error text (`errorMessage` or `error_description`), bounded.
 async fn error_message(response: reqwest::Response) -> String {
-    let body = crate::oidc::read_json(response)
-        .await
-        .unwrap_or(Value::Null);
+    let body = read_json(response).await.unwrap_or(Value::Null);
     let text = body
         .get("errorMessage")
         .or_else(|| body.get("error_description"))

@@ -1,5 +1,10 @@
-//! The typed browser session. Handlers never touch string keys: they call [`TypedSession`],
-//! which keeps two serialized values, the pending logins and the signed-in state.
+//! The browser session on actix-session: the typed session, the pending login, the store on
+//! keygate's database and its purger, and the leased refresh. The only code that knows the stored
+//! session format.
+//!
+//! Uses `domain`, `store`, `idp`, `settings` and `util`; never `web`. Handlers never touch string
+//! keys: they call [`TypedSession`], which keeps serialized values for the pending logins, the
+//! signed-in state and the CSRF token.
 
 use std::collections::HashMap;
 use std::future::{ready, Ready};
@@ -8,7 +13,15 @@ use actix_session::{Session, SessionExt};
 use actix_web::{dev::Payload, FromRequest, HttpRequest};
 use serde::{Deserialize, Serialize};
 
-use crate::next_url::NextUrl;
+use crate::domain::next_url::NextUrl;
+use crate::idp::{AuthRequest, TokenSet};
+use crate::util::now;
+
+pub(crate) mod refresh;
+pub(crate) mod store;
+
+pub(crate) use refresh::{RefreshError, Refresher};
+pub(crate) use store::{spawn_purger, DbSessionStore};
 
 const PENDING_KEY: &str = "pending_login";
 const AUTH_KEY: &str = "auth";
@@ -17,16 +30,34 @@ const CSRF_KEY: &str = "csrf";
 /// How many login attempts may be in flight at once (one per open tab, roughly).
 const MAX_PENDING: usize = 5;
 /// How long a login may take between leaving for Keycloak and coming back.
-pub const PENDING_TTL_SECS: i64 = 600;
+pub(crate) const PENDING_TTL_SECS: i64 = 600;
 
 /// A login that left for Keycloak and has not come back yet; the callback consumes it.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct PendingLogin {
+pub(crate) struct PendingLogin {
     pub state: String,
     pub nonce: String,
     pub pkce_verifier: String,
     pub next: NextUrl,
     pub created_at: i64,
+}
+
+impl PendingLogin {
+    /// The pending login of an authorization request that will come back to `next`.
+    pub(crate) fn of(request: &AuthRequest, next: NextUrl) -> Self {
+        PendingLogin {
+            state: request.state.clone(),
+            nonce: request.nonce.clone(),
+            pkce_verifier: request.pkce_verifier.clone(),
+            next,
+            created_at: now(),
+        }
+    }
+
+    /// True when the browser took longer than [`PENDING_TTL_SECS`] to come back.
+    pub(crate) fn expired(&self) -> bool {
+        now() - self.created_at > PENDING_TTL_SECS
+    }
 }
 
 /// Keycloak's tokens for a signed-in browser. Kept server-side only.
@@ -42,6 +73,18 @@ pub struct Tokens {
     pub id_token: Option<String>,
 }
 
+impl From<TokenSet> for Tokens {
+    fn from(t: TokenSet) -> Self {
+        Tokens {
+            access_token: t.access_token,
+            access_issued_at: t.issued_at,
+            access_expires_at: t.expires_at,
+            refresh_token: t.refresh_token,
+            id_token: t.id_token,
+        }
+    }
+}
+
 /// A signed-in browser.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct AuthSession {
@@ -55,9 +98,14 @@ pub struct AuthSession {
 
 #[derive(Debug, thiserror::Error)]
 #[error("session state could not be written")]
-pub struct SessionWriteError;
+pub(crate) struct SessionWriteError;
 
-pub struct TypedSession(Session);
+/// A form came without this session's CSRF token.
+#[derive(Debug, thiserror::Error)]
+#[error("missing or wrong CSRF token")]
+pub(crate) struct CsrfMismatch;
+
+pub(crate) struct TypedSession(Session);
 
 impl TypedSession {
     fn get<T: for<'de> Deserialize<'de>>(&self, key: &str) -> Option<T> {
@@ -80,25 +128,25 @@ impl TypedSession {
         }
     }
 
-    pub fn auth(&self) -> Option<AuthSession> {
+    pub(crate) fn auth(&self) -> Option<AuthSession> {
         self.get(AUTH_KEY)
     }
 
     /// Starts a signed-in session under a fresh key (no session fixation).
-    pub fn sign_in(&self, auth: &AuthSession) -> Result<(), SessionWriteError> {
+    pub(crate) fn sign_in(&self, auth: &AuthSession) -> Result<(), SessionWriteError> {
         self.remove_if_present(PENDING_KEY);
         self.0.renew();
         self.set(AUTH_KEY, auth)
     }
 
     /// Ends the session: its row is deleted and the cookie removed.
-    pub fn sign_out(&self) {
+    pub(crate) fn sign_out(&self) {
         self.0.purge();
     }
 
-    pub fn add_pending(&self, login: PendingLogin) -> Result<(), SessionWriteError> {
+    pub(crate) fn add_pending(&self, login: PendingLogin) -> Result<(), SessionWriteError> {
         let mut pending: Vec<PendingLogin> = self.get(PENDING_KEY).unwrap_or_default();
-        pending.retain(|p| crate::db::now() - p.created_at < PENDING_TTL_SECS);
+        pending.retain(|p| now() - p.created_at < PENDING_TTL_SECS);
         if pending.len() >= MAX_PENDING {
             pending.remove(0);
         }
@@ -108,7 +156,7 @@ impl TypedSession {
 
     /// Removes and returns the pending login with this `state`, so a replayed callback finds
     /// nothing.
-    pub fn take_pending(&self, state: &str) -> Option<PendingLogin> {
+    pub(crate) fn take_pending(&self, state: &str) -> Option<PendingLogin> {
         let mut pending: Vec<PendingLogin> = self.get(PENDING_KEY)?;
         let pos = pending.iter().position(|p| {
             use subtle::ConstantTimeEq;
@@ -124,34 +172,34 @@ impl TypedSession {
     }
 
     /// The session's CSRF token, created on first use.
-    pub fn csrf_token(&self) -> Result<String, SessionWriteError> {
+    pub(crate) fn csrf_token(&self) -> Result<String, SessionWriteError> {
         if let Some(token) = self.get::<String>(CSRF_KEY) {
             return Ok(token);
         }
-        let token = crate::crypto::random_token(32);
+        let token = crate::util::random_token(32);
         self.set(CSRF_KEY, &token)?;
         Ok(token)
     }
 
     /// Ok when `submitted` is this session's CSRF token (compared in constant time).
-    pub fn check_csrf(&self, submitted: &str) -> Result<(), crate::errors::CsrfError> {
+    pub(crate) fn check_csrf(&self, submitted: &str) -> Result<(), CsrfMismatch> {
         use subtle::ConstantTimeEq;
         match self.get::<String>(CSRF_KEY) {
             Some(token) if bool::from(token.as_bytes().ct_eq(submitted.as_bytes())) => Ok(()),
-            _ => Err(crate::errors::CsrfError),
+            _ => Err(CsrfMismatch),
         }
     }
 }
 
 /// The indexed columns of a session row, read from its serialized state by the store.
-pub struct SessionIndex {
+pub(crate) struct SessionIndex {
     pub user_id: Option<i64>,
     pub kc_sid: Option<String>,
     pub login_id: Option<String>,
 }
 
 impl SessionIndex {
-    pub fn of(state: &HashMap<String, String>) -> Self {
+    pub(crate) fn of(state: &HashMap<String, String>) -> Self {
         let auth: Option<AuthSession> = state
             .get(AUTH_KEY)
             .and_then(|raw| serde_json::from_str(raw).ok());
@@ -179,7 +227,7 @@ pub fn auth_from_state(raw_state: &str) -> Option<AuthSession> {
 
 /// When the stored row holds the same login with tokens that expire later than the ones about to
 /// be written, keeps the stored tokens (they come from a refresh that ran meanwhile).
-pub fn keep_newer_tokens(stored_raw: &str, incoming: &mut HashMap<String, String>) {
+pub(crate) fn keep_newer_tokens(stored_raw: &str, incoming: &mut HashMap<String, String>) {
     let Some(stored) = auth_from_state(stored_raw) else {
         return;
     };
@@ -199,7 +247,7 @@ pub fn keep_newer_tokens(stored_raw: &str, incoming: &mut HashMap<String, String
 }
 
 /// Writes an auth value into a raw stored state, keeping the other entries.
-pub fn state_with_auth(raw_state: &str, auth: &AuthSession) -> Option<String> {
+pub(crate) fn state_with_auth(raw_state: &str, auth: &AuthSession) -> Option<String> {
     let mut state: HashMap<String, String> = serde_json::from_str(raw_state).ok()?;
     state.insert(AUTH_KEY.into(), serde_json::to_string(auth).ok()?);
     serde_json::to_string(&state).ok()

@@ -6,51 +6,55 @@
 //! the new tokens into the row and releases the lease. Everyone else waits for the lease to go and
 //! reuses the tokens it left in the row.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
-use diesel::Connection;
-
-use crate::db::{self, now, DbError};
-use crate::models::audit::{self, Audit, AuditContext, AuditKind};
-use crate::models::session_row;
-use crate::oidc::OidcError;
-use crate::session::{auth_from_state, state_with_auth, AuthSession};
-use crate::startup::AppState;
+use super::{auth_from_state, state_with_auth, AuthSession};
+use crate::domain::audit::{Audit, AuditContext, AuditKind};
+use crate::idp::{GrantError, Grants, Unavailable};
+use crate::store::{self as db, sessions as session_row, DbError, Pool};
+use crate::util::now;
 
 /// Longest a refresher may hold the lease (it is released at once when done).
 const LEASE_SECS: i64 = 20;
 /// How long a waiter waits for someone else's refresh before giving up.
 const WAIT: Duration = Duration::from_secs(25);
 /// A token with less life than this left is refreshed rather than handed out.
-pub const MIN_REMAINING_SECS: i64 = 5;
+const MIN_REMAINING_SECS: i64 = 5;
 
 #[derive(Debug, thiserror::Error)]
-pub enum RefreshError {
+pub(crate) enum RefreshError {
     /// Keycloak refused the refresh token (SSO session over, token revoked): the session ended.
     #[error("the Keycloak session has ended: {0}")]
     Ended(String),
     /// The session row is gone (logged out elsewhere, expired).
     #[error("the session no longer exists")]
     Gone,
-    #[error("identity provider unavailable: {0}")]
-    Unavailable(String),
+    #[error(transparent)]
+    Unavailable(#[from] Unavailable),
     #[error(transparent)]
     Db(#[from] DbError),
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
 }
 
-/// True when `auth`'s access token is still good for a while: more than [`MIN_REMAINING_SECS`]
-/// left, or for short-lived tokens more than half their lifetime, so a realm with very short
-/// access tokens does not get a refresh on nearly every request.
-pub fn is_fresh(auth: &AuthSession) -> bool {
-    let t = &auth.tokens;
-    let lifetime = if t.access_issued_at > 0 {
-        (t.access_expires_at - t.access_issued_at).max(0)
+/// True when a token issued at `issued_at` (0: unknown) and expiring at `expires_at` is still
+/// good for a while: more than [`MIN_REMAINING_SECS`] left, or for short-lived tokens more than
+/// half their lifetime, so a realm with very short access tokens does not get a refresh on nearly
+/// every request. The one freshness rule, for the session's token and the TOKEN cookie alike.
+pub(crate) fn fresh_enough(issued_at: i64, expires_at: i64) -> bool {
+    let lifetime = if issued_at > 0 {
+        (expires_at - issued_at).max(0)
     } else {
         i64::MAX
     };
-    t.access_expires_at - now() > MIN_REMAINING_SECS.min(lifetime / 2)
+    expires_at - now() > MIN_REMAINING_SECS.min(lifetime / 2)
+}
+
+/// [`fresh_enough`] for the session's own access token.
+pub(crate) fn is_fresh(auth: &AuthSession) -> bool {
+    fresh_enough(auth.tokens.access_issued_at, auth.tokens.access_expires_at)
 }
 
 /// Whether the row's tokens can be handed out instead of refreshing. A token that someone else
@@ -65,161 +69,171 @@ fn reusable(current: &AuthSession, stale: &AuthSession, force: bool) -> bool {
     }
 }
 
-/// Returns the session's tokens, refreshed at Keycloak if they are stale (or when `force`), with at
-/// most one refresh of this login in flight anywhere.
-pub async fn fresh_tokens(
-    state: &AppState,
-    stale: &AuthSession,
-    force: bool,
-    ctx: &AuditContext,
-) -> Result<AuthSession, RefreshError> {
-    let login_id = stale.login_id.clone();
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let current = read(state, &login_id).await?;
+/// Refreshes sessions' access tokens at Keycloak under the lease; counts the refreshes it made.
+pub(crate) struct Refresher {
+    pool: Pool,
+    grants: Arc<Grants>,
+    count: AtomicU64,
+}
+
+impl Refresher {
+    pub(crate) fn new(pool: Pool, grants: Arc<Grants>) -> Self {
+        Refresher {
+            pool,
+            grants,
+            count: AtomicU64::new(0),
+        }
+    }
+
+    /// Refreshes this process made at Keycloak (observability, and tests of the lease).
+    pub(crate) fn count(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
+    }
+
+    /// Returns the session's tokens, refreshed at Keycloak if they are stale (or when `force`), with at
+    /// most one refresh of this login in flight anywhere.
+    pub(crate) async fn fresh_tokens(
+        &self,
+        stale: &AuthSession,
+        force: bool,
+        ctx: &AuditContext,
+    ) -> Result<AuthSession, RefreshError> {
+        let login_id = stale.login_id.clone();
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let current = self.read(&login_id).await?;
+            if reusable(&current, stale, force) {
+                return Ok(current);
+            }
+            if self.take_lease(&login_id).await? {
+                return self
+                    .refresh_holding_lease(&login_id, stale, force, ctx)
+                    .await;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(RefreshError::Unavailable(Unavailable(
+                    "timed out waiting for another refresh of this session".into(),
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn refresh_holding_lease(
+        &self,
+        login_id: &str,
+        stale: &AuthSession,
+        force: bool,
+        ctx: &AuditContext,
+    ) -> Result<AuthSession, RefreshError> {
+        // Someone may have finished a refresh between our read and our lease.
+        let current = match self.read(login_id).await {
+            Ok(c) => c,
+            Err(e) => {
+                self.release(login_id, None).await;
+                return Err(e);
+            }
+        };
         if reusable(&current, stale, force) {
+            self.release(login_id, None).await;
             return Ok(current);
         }
-        if take_lease(state, &login_id).await? {
-            return refresh_holding_lease(state, &login_id, stale, force, ctx).await;
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return Err(RefreshError::Unavailable(
-                "timed out waiting for another refresh of this session".into(),
-            ));
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-async fn refresh_holding_lease(
-    state: &AppState,
-    login_id: &str,
-    stale: &AuthSession,
-    force: bool,
-    ctx: &AuditContext,
-) -> Result<AuthSession, RefreshError> {
-    // Someone may have finished a refresh between our read and our lease.
-    let current = match read(state, login_id).await {
-        Ok(c) => c,
-        Err(e) => {
-            release(state, login_id, None).await;
-            return Err(e);
-        }
-    };
-    if reusable(&current, stale, force) {
-        release(state, login_id, None).await;
-        return Ok(current);
-    }
-    let Some(refresh_token) = current.tokens.refresh_token.clone() else {
-        end_login(state, login_id, current.user_id, "no refresh token", ctx).await;
-        return Err(RefreshError::Ended("no refresh token".into()));
-    };
-    state
-        .refreshes
-        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    match state.oidc.refresh(&refresh_token).await {
-        Ok(tokens) => {
-            let mut next = current;
-            // Keycloak's refreshed ID token is the one to hint at logout.
-            let old_id_token = next.tokens.id_token.take();
-            next.tokens = tokens;
-            if next.tokens.id_token.is_none() {
-                next.tokens.id_token = old_id_token;
+        let Some(refresh_token) = current.tokens.refresh_token.clone() else {
+            self.end_login(login_id, current.user_id, "no refresh token", ctx)
+                .await;
+            return Err(RefreshError::Ended("no refresh token".into()));
+        };
+        self.count.fetch_add(1, Ordering::Relaxed);
+        match self.grants.refresh(&refresh_token).await {
+            Ok(tokens) => {
+                let mut next = current;
+                // Keycloak's refreshed ID token is the one to hint at logout.
+                let old_id_token = next.tokens.id_token.take();
+                next.tokens = tokens.into();
+                if next.tokens.id_token.is_none() {
+                    next.tokens.id_token = old_id_token;
+                }
+                self.release(login_id, Some((&next, ctx))).await;
+                log::info!("refreshed the access token of user {}", next.user_id);
+                Ok(next)
             }
-            release(state, login_id, Some((&next, ctx))).await;
-            log::info!("refreshed the access token of user {}", next.user_id);
-            Ok(next)
-        }
-        Err(OidcError::Rejected { error, description }) => {
-            let why = format!("{error}: {description}");
-            end_login(state, login_id, current.user_id, &why, ctx).await;
-            Err(RefreshError::Ended(format!("{error}: {description}")))
-        }
-        Err(OidcError::Unavailable(why)) => {
-            release(state, login_id, None).await;
-            Err(RefreshError::Unavailable(why))
-        }
-        Err(other) => {
-            release(state, login_id, None).await;
-            Err(RefreshError::Unexpected(anyhow::Error::new(other)))
+            Err(GrantError::Rejected { error, description }) => {
+                let why = format!("{error}: {description}");
+                self.end_login(login_id, current.user_id, &why, ctx).await;
+                Err(RefreshError::Ended(format!("{error}: {description}")))
+            }
+            Err(GrantError::Unavailable(u)) => {
+                self.release(login_id, None).await;
+                Err(RefreshError::Unavailable(u))
+            }
+            Err(other) => {
+                self.release(login_id, None).await;
+                Err(RefreshError::Unexpected(anyhow::Error::new(other)))
+            }
         }
     }
-}
 
-async fn read(state: &AppState, login_id: &str) -> Result<AuthSession, RefreshError> {
-    let id = login_id.to_string();
-    let raw = db::run(&state.pool, move |conn| {
-        Ok(session_row::state_by_login(conn, &id, now())?)
-    })
-    .await?;
-    raw.as_deref()
-        .and_then(auth_from_state)
-        .ok_or(RefreshError::Gone)
-}
-
-async fn take_lease(state: &AppState, login_id: &str) -> Result<bool, RefreshError> {
-    let id = login_id.to_string();
-    Ok(db::run(&state.pool, move |conn| {
-        let t = now();
-        Ok(session_row::take_lease(conn, &id, t, t + LEASE_SECS)?)
-    })
-    .await?)
-}
-
-/// Releases the lease, storing a refreshed `auth` into the row (and its audit event, in the same
-/// transaction) when given. Failures are logged: the lease then simply runs out.
-async fn release(
-    state: &AppState,
-    login_id: &str,
-    refreshed: Option<(&AuthSession, &AuditContext)>,
-) {
-    let id = login_id.to_string();
-    let refreshed = refreshed.map(|(a, c)| (a.clone(), c.clone()));
-    let result = db::run(&state.pool, move |conn| {
-        conn.transaction(|conn| {
-            let Some((auth, ctx)) = &refreshed else {
-                return Ok(session_row::finish_lease(conn, &id, None)?);
-            };
-            // Write first, so SQLite takes its write lock before the read below.
-            let event = Audit {
-                kind: AuditKind::TokenRefresh,
-                user_id: Some(auth.user_id),
-                actor_id: None,
-                detail: "access token refreshed",
-            };
-            audit::record(conn, ctx, &event)?;
-            let raw = session_row::state_by_login(conn, &id, now())?;
-            let new_state = raw.as_deref().and_then(|r| state_with_auth(r, auth));
-            Ok(session_row::finish_lease(conn, &id, new_state.as_deref())?)
+    async fn read(&self, login_id: &str) -> Result<AuthSession, RefreshError> {
+        let id = login_id.to_string();
+        let raw = db::run(&self.pool, move |conn| {
+            Ok(session_row::state_by_login(conn, &id, now())?)
         })
-    })
-    .await;
-    if let Err(e) = result {
-        log::error!("could not release the refresh lease: {e}");
+        .await?;
+        raw.as_deref()
+            .and_then(auth_from_state)
+            .ok_or(RefreshError::Gone)
     }
-}
 
-/// Deletes the session row of a login whose Keycloak session is over, and says why in the audit
-/// log.
-async fn end_login(state: &AppState, login_id: &str, user_id: i64, why: &str, ctx: &AuditContext) {
-    let id = login_id.to_string();
-    let detail = format!("refresh refused, session ended: {why}");
-    let ctx = ctx.clone();
-    if let Err(e) = db::run(&state.pool, move |conn| {
-        conn.transaction(|conn| {
-            let event = Audit {
-                kind: AuditKind::RefreshFailed,
-                user_id: Some(user_id),
-                actor_id: None,
-                detail: &detail,
-            };
-            audit::record(conn, &ctx, &event)?;
+    async fn take_lease(&self, login_id: &str) -> Result<bool, RefreshError> {
+        let id = login_id.to_string();
+        Ok(db::run(&self.pool, move |conn| {
+            let t = now();
+            Ok(session_row::take_lease(conn, &id, t, t + LEASE_SECS)?)
+        })
+        .await?)
+    }
+
+    /// Releases the lease, storing a refreshed `auth` into the row (and its audit event, in the same
+    /// transaction) when given. Failures are logged: the lease then simply runs out.
+    async fn release(&self, login_id: &str, refreshed: Option<(&AuthSession, &AuditContext)>) {
+        let id = login_id.to_string();
+        let refreshed = refreshed.map(|(a, c)| (a.clone(), c.clone()));
+        let result = db::run(&self.pool, move |conn| {
+            diesel::Connection::transaction(conn, |conn| {
+                let Some((auth, ctx)) = &refreshed else {
+                    return Ok(session_row::finish_lease(conn, &id, None)?);
+                };
+                // Write first, so SQLite takes its write lock before the read below.
+                Audit::new(
+                    AuditKind::TokenRefresh,
+                    Some(auth.user_id),
+                    "access token refreshed",
+                )
+                .record(conn, ctx)?;
+                let raw = session_row::state_by_login(conn, &id, now())?;
+                let new_state = raw.as_deref().and_then(|r| state_with_auth(r, auth));
+                Ok(session_row::finish_lease(conn, &id, new_state.as_deref())?)
+            })
+        })
+        .await;
+        if let Err(e) = result {
+            log::error!("could not release the refresh lease: {e}");
+        }
+    }
+
+    /// Deletes the session row of a login whose Keycloak session is over, and says why in the audit
+    /// log.
+    async fn end_login(&self, login_id: &str, user_id: i64, why: &str, ctx: &AuditContext) {
+        let id = login_id.to_string();
+        let detail = format!("refresh refused, session ended: {why}");
+        let ctx = ctx.clone();
+        if let Err(e) = db::transaction(&self.pool, move |conn| {
+            Audit::new(AuditKind::RefreshFailed, Some(user_id), detail).record(conn, &ctx)?;
             Ok(session_row::delete_by_login(conn, &id)?)
         })
-    })
-    .await
-    {
-        log::error!("could not delete an ended session: {e}");
+        .await
+        {
+            log::error!("could not delete an ended session: {e}");
+        }
     }
 }

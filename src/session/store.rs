@@ -7,27 +7,27 @@ use std::collections::HashMap;
 use actix_session::storage::{LoadError, SaveError, SessionKey, SessionStore, UpdateError};
 use actix_web::cookie::time::Duration;
 
-use crate::crypto::{random_token, sha256_hex};
-use crate::db::{self, DbError, Pool};
-use crate::models::session_row::{self, SessionRow};
-use crate::session::{keep_newer_tokens, SessionIndex};
+use super::{keep_newer_tokens, SessionIndex, AUTH_KEY};
+use crate::store::sessions::{self as session_row, SessionRow};
+use crate::store::{self as db, DbError, Pool};
+use crate::util::{now, random_token, sha256_hex};
 
 /// The marker a failed load leaves in the session state; never saved (the request ends first).
 const LOAD_FAILED: &str = "__keygate_store_unavailable";
 
 /// True when this request's session could not be loaded from the database.
-pub fn load_failed(req: &actix_web::dev::ServiceRequest) -> bool {
+pub(crate) fn load_failed(req: &actix_web::dev::ServiceRequest) -> bool {
     use actix_session::SessionExt;
     req.get_session().contains_key(LOAD_FAILED)
 }
 
 #[derive(Clone)]
-pub struct DbSessionStore {
+pub(crate) struct DbSessionStore {
     pool: Pool,
 }
 
 impl DbSessionStore {
-    pub fn new(pool: Pool) -> Self {
+    pub(crate) fn new(pool: Pool) -> Self {
         DbSessionStore { pool }
     }
 
@@ -38,7 +38,7 @@ impl DbSessionStore {
         ttl: &Duration,
         insert: bool,
     ) -> Result<bool, DbError> {
-        let expires_at = db::now() + ttl.whole_seconds();
+        let expires_at = now() + ttl.whole_seconds();
         let index = SessionIndex::of(&state);
         let matched = db::run(&self.pool, move |conn| {
             if !insert {
@@ -85,7 +85,7 @@ impl SessionStore for DbSessionStore {
     ) -> Result<Option<HashMap<String, String>>, LoadError> {
         let key_hash = sha256_hex(session_key.as_ref());
         let raw = match db::run(&self.pool, move |conn| {
-            Ok(session_row::load_state(conn, &key_hash, db::now())?)
+            Ok(session_row::load_state(conn, &key_hash, now())?)
         })
         .await
         {
@@ -138,7 +138,7 @@ impl SessionStore for DbSessionStore {
             // ran): do not resurrect a signed-in state; start over with a fresh key.
             Ok(false) => {
                 let mut state = session_state;
-                state.retain(|k, _| k != "auth");
+                state.retain(|k, _| k != AUTH_KEY);
                 self.save(state, ttl).await.map_err(|e| match e {
                     SaveError::Serialization(e) => UpdateError::Serialization(e),
                     SaveError::Other(e) => UpdateError::Other(e),
@@ -150,7 +150,7 @@ impl SessionStore for DbSessionStore {
 
     async fn update_ttl(&self, session_key: &SessionKey, ttl: &Duration) -> anyhow::Result<()> {
         let hash = sha256_hex(session_key.as_ref());
-        let expires_at = db::now() + ttl.whole_seconds();
+        let expires_at = now() + ttl.whole_seconds();
         db::run(&self.pool, move |conn| {
             Ok(session_row::update_expiry(conn, &hash, expires_at)?)
         })
@@ -170,15 +170,15 @@ impl SessionStore for DbSessionStore {
 
 /// Every `every`, for as long as the server runs: deletes expired sessions and audit events
 /// older than `audit_retention_days`.
-pub fn spawn_purger(pool: Pool, every: std::time::Duration, audit_retention_days: u32) {
+pub(crate) fn spawn_purger(pool: Pool, every: std::time::Duration, audit_retention_days: u32) {
     actix_web::rt::spawn(async move {
         let mut tick = actix_web::rt::time::interval(every);
         loop {
             tick.tick().await;
-            let cutoff = db::now() - i64::from(audit_retention_days) * 86400;
+            let cutoff = now() - i64::from(audit_retention_days) * 86400;
             let result = db::run(&pool, move |conn| {
-                let sessions = session_row::purge_expired(conn, db::now())?;
-                let events = crate::models::audit::prune(conn, cutoff)?;
+                let sessions = session_row::purge_expired(conn, now())?;
+                let events = crate::store::audit_events::prune(conn, cutoff)?;
                 Ok((sessions, events))
             })
             .await;

@@ -1,125 +1,27 @@
-//! The audit log: one row per thing that happened to a user, written in the same transaction as
-//! the change it records where there is one.
+//! Rows of the audit log, and the queries of the admin pages over them. What an event means
+//! (its kinds, who writes it) is the domain's: see `domain::audit`.
 
-use std::future::{ready, Ready};
-
-use actix_web::{dev::Payload, http::header, FromRequest, HttpRequest};
 use diesel::prelude::*;
 
-use crate::db::DbConn;
-use crate::schema::{audit_events, users};
-
-/// What happened.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum AuditKind {
-    Login,
-    LoginFailed,
-    TokenRefresh,
-    RefreshFailed,
-    Logout,
-    BackchannelLogout,
-    Registration,
-    AdminDeactivate,
-    AdminReactivate,
-    AdminUnlink,
-    AdminSignOut,
-}
-
-impl AuditKind {
-    pub const ALL: [AuditKind; 11] = [
-        AuditKind::Login,
-        AuditKind::LoginFailed,
-        AuditKind::TokenRefresh,
-        AuditKind::RefreshFailed,
-        AuditKind::Logout,
-        AuditKind::BackchannelLogout,
-        AuditKind::Registration,
-        AuditKind::AdminDeactivate,
-        AuditKind::AdminReactivate,
-        AuditKind::AdminUnlink,
-        AuditKind::AdminSignOut,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AuditKind::Login => "login",
-            AuditKind::LoginFailed => "login_failed",
-            AuditKind::TokenRefresh => "token_refresh",
-            AuditKind::RefreshFailed => "refresh_failed",
-            AuditKind::Logout => "logout",
-            AuditKind::BackchannelLogout => "backchannel_logout",
-            AuditKind::Registration => "registration",
-            AuditKind::AdminDeactivate => "admin_deactivate",
-            AuditKind::AdminReactivate => "admin_reactivate",
-            AuditKind::AdminUnlink => "admin_unlink",
-            AuditKind::AdminSignOut => "admin_sign_out",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<AuditKind> {
-        Self::ALL.into_iter().find(|k| k.as_str() == s)
-    }
-}
-
-/// Who sent the request: client IP and user agent, bounded in length.
-#[derive(Clone, Debug, Default)]
-pub struct AuditContext {
-    pub ip: Option<String>,
-    pub user_agent: Option<String>,
-}
-
-impl AuditContext {
-    /// The client as the request shows it: the peer address, or, when keygate sits behind a
-    /// reverse proxy it trusts (`KEYGATE_TRUST_FORWARDED`), the address the proxy reports.
-    pub fn of(req: &HttpRequest) -> Self {
-        let trust_forwarded = req
-            .app_data::<actix_web::web::Data<crate::startup::AppState>>()
-            .is_some_and(|s| s.settings.trust_forwarded);
-        let ip = if trust_forwarded {
-            req.connection_info()
-                .realip_remote_addr()
-                .map(|a| a.chars().take(64).collect())
-        } else {
-            req.peer_addr().map(|a| a.ip().to_string())
-        };
-        AuditContext {
-            ip,
-            user_agent: req
-                .headers()
-                .get(header::USER_AGENT)
-                .and_then(|v| v.to_str().ok())
-                .map(|v| v.chars().take(300).collect()),
-        }
-    }
-}
-
-impl FromRequest for AuditContext {
-    type Error = actix_web::Error;
-    type Future = Ready<Result<Self, Self::Error>>;
-
-    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(Ok(AuditContext::of(req)))
-    }
-}
+use crate::store::schema::{audit_events, users};
+use crate::store::DbConn;
 
 #[derive(Insertable)]
 #[diesel(table_name = audit_events)]
-struct NewAuditEvent<'a> {
-    user_id: Option<i64>,
-    actor_id: Option<i64>,
-    kind: &'a str,
-    created_at: i64,
-    ip: Option<&'a str>,
-    user_agent: Option<&'a str>,
-    detail: &'a str,
+pub(crate) struct NewAuditEvent<'a> {
+    pub user_id: Option<i64>,
+    pub actor_id: Option<i64>,
+    pub kind: &'a str,
+    pub created_at: i64,
+    pub ip: Option<&'a str>,
+    pub user_agent: Option<&'a str>,
+    pub detail: &'a str,
 }
 
 #[derive(Clone, Debug, Queryable, Selectable)]
 #[diesel(table_name = audit_events)]
-pub struct AuditEvent {
-    pub id: i64,
+pub(crate) struct AuditEvent {
     pub user_id: Option<i64>,
-    pub actor_id: Option<i64>,
     pub kind: String,
     pub created_at: i64,
     pub ip: Option<String>,
@@ -127,31 +29,14 @@ pub struct AuditEvent {
     pub detail: String,
 }
 
-/// One event to write.
-pub struct Audit<'a> {
-    pub kind: AuditKind,
-    pub user_id: Option<i64>,
-    pub actor_id: Option<i64>,
-    pub detail: &'a str,
-}
-
-pub fn record(conn: &mut DbConn, ctx: &AuditContext, event: &Audit<'_>) -> QueryResult<()> {
-    let detail: String = event.detail.chars().take(500).collect();
+pub(crate) fn insert(conn: &mut DbConn, event: &NewAuditEvent<'_>) -> QueryResult<()> {
     diesel::insert_into(audit_events::table)
-        .values(&NewAuditEvent {
-            user_id: event.user_id,
-            actor_id: event.actor_id,
-            kind: event.kind.as_str(),
-            created_at: crate::db::now(),
-            ip: ctx.ip.as_deref(),
-            user_agent: ctx.user_agent.as_deref(),
-            detail: &detail,
-        })
+        .values(event)
         .execute(conn)?;
     Ok(())
 }
 
-pub fn recent_for_user(
+pub(crate) fn recent_for_user(
     conn: &mut DbConn,
     user_id: i64,
     limit: i64,
@@ -165,9 +50,9 @@ pub fn recent_for_user(
 }
 
 /// A page of events, newest first, optionally of one kind and one user; with the total count.
-pub fn page(
+pub(crate) fn page(
     conn: &mut DbConn,
-    kind: Option<AuditKind>,
+    kind: Option<&str>,
     user_id: Option<i64>,
     offset: i64,
     limit: i64,
@@ -175,7 +60,7 @@ pub fn page(
     let filtered = || {
         let mut q = audit_events::table.into_boxed();
         if let Some(k) = kind {
-            q = q.filter(audit_events::kind.eq(k.as_str()));
+            q = q.filter(audit_events::kind.eq(k));
         }
         if let Some(u) = user_id {
             q = q.filter(audit_events::user_id.eq(u));
@@ -209,9 +94,9 @@ pub fn page(
     Ok((with_names, total))
 }
 
-pub fn count_since(conn: &mut DbConn, kind: AuditKind, since: i64) -> QueryResult<i64> {
+pub(crate) fn count_since(conn: &mut DbConn, kind: &str, since: i64) -> QueryResult<i64> {
     audit_events::table
-        .filter(audit_events::kind.eq(kind.as_str()))
+        .filter(audit_events::kind.eq(kind))
         .filter(audit_events::created_at.ge(since))
         .count()
         .get_result(conn)
@@ -227,13 +112,11 @@ struct DayCount {
 
 /// Logins per UTC day since `since` (Unix seconds): `(day number, count)`, grouped in the
 /// database so the dashboard never loads the events themselves.
-pub fn logins_per_day(conn: &mut DbConn, since: i64) -> QueryResult<Vec<(i64, i64)>> {
-    // `since` is an integer we computed, never input, so it is safe to format into the query.
-    let sql = format!(
-        "SELECT created_at / 86400 AS day, COUNT(*) AS n FROM audit_events \
-         WHERE kind = 'login' AND created_at >= {since} GROUP BY created_at / 86400"
-    );
+pub(crate) fn logins_per_day(conn: &mut DbConn, since: i64) -> QueryResult<Vec<(i64, i64)>> {
+    let sql = "SELECT created_at / 86400 AS day, COUNT(*) AS n FROM audit_events \
+               WHERE kind = 'login' AND created_at >= $1 GROUP BY created_at / 86400";
     Ok(diesel::sql_query(sql)
+        .bind::<diesel::sql_types::BigInt, _>(since)
         .load::<DayCount>(conn)?
         .into_iter()
         .map(|d| (d.day, d.n))
@@ -241,6 +124,6 @@ pub fn logins_per_day(conn: &mut DbConn, since: i64) -> QueryResult<Vec<(i64, i6
 }
 
 /// Deletes events older than `before`.
-pub fn prune(conn: &mut DbConn, before: i64) -> QueryResult<usize> {
+pub(crate) fn prune(conn: &mut DbConn, before: i64) -> QueryResult<usize> {
     diesel::delete(audit_events::table.filter(audit_events::created_at.lt(before))).execute(conn)
 }

@@ -1,5 +1,8 @@
-//! The database: one connection type for SQLite and PostgreSQL, a pool, embedded migrations, and
-//! [`run`], which moves blocking Diesel work off the async executor.
+//! Storage: Diesel on SQLite or PostgreSQL. One connection type for both backends, a pool,
+//! embedded migrations, [`run`] (which moves blocking Diesel work off the async executor), the
+//! generated schema and one file per table with plain query functions taking a connection.
+//!
+//! Uses `util` only: no actix, no identity provider.
 
 use std::time::Duration;
 
@@ -9,6 +12,15 @@ use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool as R2d2Pool};
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel::sqlite::SqliteConnection;
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+
+pub(crate) mod audit_events;
+pub mod schema;
+pub(crate) mod sessions;
+pub(crate) mod social_accounts;
+pub(crate) mod users;
+
+pub(crate) use social_accounts::SocialAccount;
+pub use users::User;
 
 /// One connection type for both backends. Diesel tries the variants in order when it connects,
 /// and SQLite accepts any string as a file name, so it must come last.
@@ -34,7 +46,7 @@ pub enum DbError {
 }
 
 impl DbError {
-    pub fn is_unique_violation(&self) -> bool {
+    pub(crate) fn is_unique_violation(&self) -> bool {
         matches!(
             self,
             DbError::Query(DieselError::DatabaseError(
@@ -94,14 +106,14 @@ pub fn migrate(pool: &Pool) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs blocking Diesel work on actix's blocking thread pool with a pooled connection.
-pub async fn run<T, F>(pool: &Pool, f: F) -> Result<T, DbError>
+/// Runs blocking Diesel work on the runtime's blocking thread pool with a pooled connection.
+pub(crate) async fn run<T, F>(pool: &Pool, f: F) -> Result<T, DbError>
 where
     F: FnOnce(&mut DbConn) -> Result<T, DbError> + Send + 'static,
     T: Send + 'static,
 {
     let pool = pool.clone();
-    actix_web::web::block(move || {
+    tokio::task::spawn_blocking(move || {
         let mut conn = pool.get()?;
         f(&mut conn)
     })
@@ -109,16 +121,18 @@ where
     .map_err(|_| DbError::Blocking)?
 }
 
-/// Current time in Unix seconds, the unit of every time column.
-pub fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
+/// Runs `f` in a transaction on a pooled connection, off the async executor.
+pub(crate) async fn transaction<T, F>(pool: &Pool, f: F) -> Result<T, DbError>
+where
+    F: FnOnce(&mut DbConn) -> Result<T, DbError> + Send + 'static,
+    T: Send + 'static,
+{
+    use diesel::Connection;
+    run(pool, move |conn| conn.transaction(f)).await
 }
 
 /// Hides the password of a database URL before it reaches a log line.
-pub fn redact_url(url: &str) -> String {
+fn redact_url(url: &str) -> String {
     match url::Url::parse(url) {
         Ok(mut u) if u.password().is_some() => {
             let _ = u.set_password(Some("***"));

@@ -4,13 +4,13 @@
 
 use diesel::prelude::*;
 
-use crate::db::DbConn;
-use crate::schema::sessions;
+use crate::store::schema::sessions;
+use crate::store::DbConn;
 
 #[derive(Insertable, AsChangeset)]
 #[diesel(table_name = sessions)]
 #[diesel(treat_none_as_null = true)]
-pub struct SessionRow<'a> {
+pub(crate) struct SessionRow<'a> {
     pub key_hash: &'a str,
     pub state: &'a str,
     pub expires_at: i64,
@@ -20,7 +20,11 @@ pub struct SessionRow<'a> {
 }
 
 /// Loads the state of a live session.
-pub fn load_state(conn: &mut DbConn, key_hash: &str, now: i64) -> QueryResult<Option<String>> {
+pub(crate) fn load_state(
+    conn: &mut DbConn,
+    key_hash: &str,
+    now: i64,
+) -> QueryResult<Option<String>> {
     sessions::table
         .filter(sessions::key_hash.eq(key_hash))
         .filter(sessions::expires_at.gt(now))
@@ -29,7 +33,7 @@ pub fn load_state(conn: &mut DbConn, key_hash: &str, now: i64) -> QueryResult<Op
         .optional()
 }
 
-pub fn insert(conn: &mut DbConn, row: &SessionRow<'_>) -> QueryResult<()> {
+pub(crate) fn insert(conn: &mut DbConn, row: &SessionRow<'_>) -> QueryResult<()> {
     diesel::insert_into(sessions::table)
         .values(row)
         .execute(conn)?;
@@ -37,39 +41,43 @@ pub fn insert(conn: &mut DbConn, row: &SessionRow<'_>) -> QueryResult<()> {
 }
 
 /// Replaces a row's state; returns how many rows matched.
-pub fn update(conn: &mut DbConn, row: &SessionRow<'_>) -> QueryResult<usize> {
+pub(crate) fn update(conn: &mut DbConn, row: &SessionRow<'_>) -> QueryResult<usize> {
     diesel::update(sessions::table.find(row.key_hash))
         .set(row)
         .execute(conn)
 }
 
-pub fn update_expiry(conn: &mut DbConn, key_hash: &str, expires_at: i64) -> QueryResult<usize> {
+pub(crate) fn update_expiry(
+    conn: &mut DbConn,
+    key_hash: &str,
+    expires_at: i64,
+) -> QueryResult<usize> {
     diesel::update(sessions::table.find(key_hash))
         .set(sessions::expires_at.eq(expires_at))
         .execute(conn)
 }
 
-pub fn delete(conn: &mut DbConn, key_hash: &str) -> QueryResult<usize> {
+pub(crate) fn delete(conn: &mut DbConn, key_hash: &str) -> QueryResult<usize> {
     diesel::delete(sessions::table.find(key_hash)).execute(conn)
 }
 
-pub fn delete_by_login(conn: &mut DbConn, login_id: &str) -> QueryResult<usize> {
+pub(crate) fn delete_by_login(conn: &mut DbConn, login_id: &str) -> QueryResult<usize> {
     diesel::delete(sessions::table.filter(sessions::login_id.eq(login_id))).execute(conn)
 }
 
-pub fn delete_by_kc_sid(conn: &mut DbConn, kc_sid: &str) -> QueryResult<usize> {
+pub(crate) fn delete_by_kc_sid(conn: &mut DbConn, kc_sid: &str) -> QueryResult<usize> {
     diesel::delete(sessions::table.filter(sessions::kc_sid.eq(kc_sid))).execute(conn)
 }
 
-pub fn delete_by_user(conn: &mut DbConn, user_id: i64) -> QueryResult<usize> {
+pub(crate) fn delete_by_user(conn: &mut DbConn, user_id: i64) -> QueryResult<usize> {
     diesel::delete(sessions::table.filter(sessions::user_id.eq(user_id))).execute(conn)
 }
 
-pub fn purge_expired(conn: &mut DbConn, now: i64) -> QueryResult<usize> {
+pub(crate) fn purge_expired(conn: &mut DbConn, now: i64) -> QueryResult<usize> {
     diesel::delete(sessions::table.filter(sessions::expires_at.le(now))).execute(conn)
 }
 
-pub fn count_for_user(conn: &mut DbConn, user_id: i64) -> QueryResult<i64> {
+pub(crate) fn count_for_user(conn: &mut DbConn, user_id: i64) -> QueryResult<i64> {
     sessions::table
         .filter(sessions::user_id.eq(user_id))
         .count()
@@ -77,7 +85,11 @@ pub fn count_for_user(conn: &mut DbConn, user_id: i64) -> QueryResult<i64> {
 }
 
 /// The state of the live row of a login, by `login_id`.
-pub fn state_by_login(conn: &mut DbConn, login_id: &str, now: i64) -> QueryResult<Option<String>> {
+pub(crate) fn state_by_login(
+    conn: &mut DbConn,
+    login_id: &str,
+    now: i64,
+) -> QueryResult<Option<String>> {
     sessions::table
         .filter(sessions::login_id.eq(login_id))
         .filter(sessions::expires_at.gt(now))
@@ -88,7 +100,12 @@ pub fn state_by_login(conn: &mut DbConn, login_id: &str, now: i64) -> QueryResul
 
 /// Takes the refresh lease of a login's row until `until`, if nobody holds it. True when taken.
 /// One UPDATE with the condition in its WHERE clause, so two instances cannot both win.
-pub fn take_lease(conn: &mut DbConn, login_id: &str, now: i64, until: i64) -> QueryResult<bool> {
+pub(crate) fn take_lease(
+    conn: &mut DbConn,
+    login_id: &str,
+    now: i64,
+    until: i64,
+) -> QueryResult<bool> {
     let n = diesel::update(
         sessions::table
             .filter(sessions::login_id.eq(login_id))
@@ -104,7 +121,11 @@ pub fn take_lease(conn: &mut DbConn, login_id: &str, now: i64, until: i64) -> Qu
 }
 
 /// Stores the refreshed state of a login and releases its lease.
-pub fn finish_lease(conn: &mut DbConn, login_id: &str, state: Option<&str>) -> QueryResult<usize> {
+pub(crate) fn finish_lease(
+    conn: &mut DbConn,
+    login_id: &str,
+    state: Option<&str>,
+) -> QueryResult<usize> {
     let target = sessions::table.filter(sessions::login_id.eq(login_id));
     match state {
         Some(state) => diesel::update(target)

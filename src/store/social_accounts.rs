@@ -1,14 +1,14 @@
 use diesel::prelude::*;
 
-use crate::db::DbConn;
-use crate::schema::social_accounts;
+use crate::store::schema::social_accounts;
+use crate::store::DbConn;
 
 /// The provider name of accounts that come from Keycloak logins.
-pub const KEYCLOAK: &str = "keycloak";
+pub(crate) const KEYCLOAK: &str = "keycloak";
 
 #[derive(Clone, Debug, Queryable, Selectable, Identifiable)]
 #[diesel(table_name = social_accounts)]
-pub struct SocialAccount {
+pub(crate) struct SocialAccount {
     pub id: i64,
     pub user_id: i64,
     pub provider: String,
@@ -20,7 +20,7 @@ pub struct SocialAccount {
 
 #[derive(Insertable)]
 #[diesel(table_name = social_accounts)]
-pub struct NewSocialAccount<'a> {
+pub(crate) struct NewSocialAccount<'a> {
     pub user_id: i64,
     pub provider: &'a str,
     pub uid: &'a str,
@@ -30,7 +30,7 @@ pub struct NewSocialAccount<'a> {
 }
 
 impl SocialAccount {
-    pub fn find(conn: &mut DbConn, provider: &str, uid: &str) -> QueryResult<Option<Self>> {
+    pub(crate) fn find(conn: &mut DbConn, provider: &str, uid: &str) -> QueryResult<Option<Self>> {
         social_accounts::table
             .filter(social_accounts::provider.eq(provider))
             .filter(social_accounts::uid.eq(uid))
@@ -39,7 +39,7 @@ impl SocialAccount {
             .optional()
     }
 
-    pub fn for_user(conn: &mut DbConn, user_id: i64) -> QueryResult<Vec<Self>> {
+    pub(crate) fn for_user(conn: &mut DbConn, user_id: i64) -> QueryResult<Vec<Self>> {
         social_accounts::table
             .filter(social_accounts::user_id.eq(user_id))
             .order(social_accounts::id.asc())
@@ -49,7 +49,7 @@ impl SocialAccount {
 
     /// Records a login of a known account; returns how many rows matched (0 or 1). Written
     /// first in the login transaction so SQLite takes its write lock before any read.
-    pub fn touch(
+    pub(crate) fn touch(
         conn: &mut DbConn,
         provider: &str,
         uid: &str,
@@ -68,14 +68,14 @@ impl SocialAccount {
         .execute(conn)
     }
 
-    pub fn insert(conn: &mut DbConn, new: &NewSocialAccount<'_>) -> QueryResult<()> {
+    pub(crate) fn insert(conn: &mut DbConn, new: &NewSocialAccount<'_>) -> QueryResult<()> {
         diesel::insert_into(social_accounts::table)
             .values(new)
             .execute(conn)?;
         Ok(())
     }
 
-    pub fn delete(conn: &mut DbConn, id: i64, user_id: i64) -> QueryResult<usize> {
+    pub(crate) fn delete(conn: &mut DbConn, id: i64, user_id: i64) -> QueryResult<usize> {
         diesel::delete(
             social_accounts::table
                 .filter(social_accounts::id.eq(id))
@@ -86,7 +86,7 @@ impl SocialAccount {
 }
 
 /// How many accounts each of `user_ids` has linked.
-pub fn counts_for(conn: &mut DbConn, user_ids: &[i64]) -> QueryResult<Vec<(i64, i64)>> {
+pub(crate) fn counts_for(conn: &mut DbConn, user_ids: &[i64]) -> QueryResult<Vec<(i64, i64)>> {
     social_accounts::table
         .filter(social_accounts::user_id.eq_any(user_ids))
         .group_by(social_accounts::user_id)

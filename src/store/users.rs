@@ -1,7 +1,7 @@
 use diesel::prelude::*;
 
-use crate::db::DbConn;
-use crate::schema::users;
+use crate::store::schema::users;
+use crate::store::DbConn;
 
 #[derive(Clone, Debug, Queryable, Selectable, Identifiable)]
 #[diesel(table_name = users)]
@@ -18,7 +18,7 @@ pub struct User {
 
 #[derive(Insertable)]
 #[diesel(table_name = users)]
-pub struct NewUser<'a> {
+pub(crate) struct NewUser<'a> {
     pub username: &'a str,
     pub email: Option<&'a str>,
     pub first_name: &'a str,
@@ -31,7 +31,7 @@ pub struct NewUser<'a> {
 /// Profile fields Keycloak owns; refreshed from the claims at every login.
 #[derive(AsChangeset)]
 #[diesel(table_name = users)]
-pub struct ProfileUpdate<'a> {
+pub(crate) struct ProfileUpdate<'a> {
     pub email: Option<&'a str>,
     pub first_name: &'a str,
     pub last_name: &'a str,
@@ -39,7 +39,7 @@ pub struct ProfileUpdate<'a> {
 }
 
 impl User {
-    pub fn find(conn: &mut DbConn, id: i64) -> QueryResult<Option<User>> {
+    pub(crate) fn find(conn: &mut DbConn, id: i64) -> QueryResult<Option<User>> {
         users::table
             .find(id)
             .select(User::as_select())
@@ -47,14 +47,14 @@ impl User {
             .optional()
     }
 
-    pub fn find_by_email(conn: &mut DbConn, email: &str) -> QueryResult<Vec<User>> {
+    pub(crate) fn find_by_email(conn: &mut DbConn, email: &str) -> QueryResult<Vec<User>> {
         users::table
             .filter(users::email.eq(email))
             .select(User::as_select())
             .load(conn)
     }
 
-    pub fn username_taken(conn: &mut DbConn, username: &str) -> QueryResult<bool> {
+    pub(crate) fn username_taken(conn: &mut DbConn, username: &str) -> QueryResult<bool> {
         diesel::select(diesel::dsl::exists(
             users::table.filter(users::username.eq(username)),
         ))
@@ -63,7 +63,7 @@ impl User {
 
     /// Inserts and reads back by the unique username (portable across both backends, unlike
     /// RETURNING through the multi-backend connection).
-    pub fn insert(conn: &mut DbConn, new: &NewUser<'_>) -> QueryResult<User> {
+    pub(crate) fn insert(conn: &mut DbConn, new: &NewUser<'_>) -> QueryResult<User> {
         diesel::insert_into(users::table)
             .values(new)
             .execute(conn)?;
@@ -73,18 +73,22 @@ impl User {
             .first(conn)
     }
 
-    pub fn update_profile(conn: &mut DbConn, id: i64, p: &ProfileUpdate<'_>) -> QueryResult<()> {
+    pub(crate) fn update_profile(
+        conn: &mut DbConn,
+        id: i64,
+        p: &ProfileUpdate<'_>,
+    ) -> QueryResult<()> {
         diesel::update(users::table.find(id)).set(p).execute(conn)?;
         Ok(())
     }
 
-    pub fn set_active(conn: &mut DbConn, id: i64, active: bool) -> QueryResult<usize> {
+    pub(crate) fn set_active(conn: &mut DbConn, id: i64, active: bool) -> QueryResult<usize> {
         diesel::update(users::table.find(id))
             .set(users::is_active.eq(active))
             .execute(conn)
     }
 
-    pub fn display_name(&self) -> String {
+    pub(crate) fn display_name(&self) -> String {
         let full = format!("{} {}", self.first_name, self.last_name);
         let full = full.trim();
         if full.is_empty() {
@@ -104,13 +108,13 @@ diesel::define_sql_function! {
 
 /// How the admin user list is ordered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum UserSort {
+pub(crate) enum UserSort {
     Created,
     LastLogin,
 }
 
 /// One page of the admin user list.
-pub struct UserQuery<'a> {
+pub(crate) struct UserQuery<'a> {
     /// Case-insensitive substring of username, email, first or last name.
     pub search: Option<&'a str>,
     pub sort: UserSort,
@@ -135,7 +139,7 @@ fn like_pattern(text: &str) -> String {
 
 impl User {
     /// A page of users and the number of users matching the search. Only the page is loaded.
-    pub fn page(conn: &mut DbConn, q: &UserQuery<'_>) -> QueryResult<(Vec<User>, i64)> {
+    pub(crate) fn page(conn: &mut DbConn, q: &UserQuery<'_>) -> QueryResult<(Vec<User>, i64)> {
         let filtered = || {
             let mut query = users::table.into_boxed();
             if let Some(text) = q.search.filter(|t| !t.trim().is_empty()) {
@@ -171,7 +175,7 @@ impl User {
         Ok((rows, total))
     }
 
-    pub fn count_all(conn: &mut DbConn) -> QueryResult<(i64, i64)> {
+    pub(crate) fn count_all(conn: &mut DbConn) -> QueryResult<(i64, i64)> {
         let all = users::table.count().get_result(conn)?;
         let active = users::table
             .filter(users::is_active.eq(true))

@@ -1,6 +1,8 @@
 //! The one authentication extractor for every route: `Authorization: Bearer` first, then the
-//! TOKEN cookie (while its session lives), then the server-side session. API routes (under `/api/`) answer a failure with
-//! the 401 `auth_redirect` JSON; pages redirect to `/login?next=<path>`.
+//! TOKEN cookie (while its session lives), then the server-side session. API routes (under
+//! `/api/`) answer a failure with the 401 `auth_redirect` JSON; pages redirect to
+//! `/login?next=<path>`. The admin pages sit behind
+//! [`admin_gate`](super::admin_gate), which adds the role check.
 
 use std::sync::Arc;
 
@@ -9,28 +11,29 @@ use actix_web::{dev::Payload, web, FromRequest, HttpRequest, HttpResponse, Respo
 use futures_util::future::LocalBoxFuture;
 use serde_json::Value;
 
-use crate::accounts;
-use crate::db::{self, DbError};
-use crate::errors::{error_page, ApiError};
-use crate::jwt::TokenError;
-use crate::models::social_account::{SocialAccount, KEYCLOAK};
-use crate::models::user::User;
-use crate::next_url::NextUrl;
-use crate::oidc::jwt_payload;
+use super::cookies::TOKEN_COOKIE;
+use super::response::{
+    error_page, is_api, login_path, see_other, unavailable_page, unexpected_page, ApiError,
+};
+use super::AppState;
+use crate::domain::next_url::NextUrl;
+use crate::domain::provisioning::provision;
+use crate::domain::user_cache::UserSnapshot;
+use crate::idp::{unverified, AccessClaims, TokenError, Unavailable};
 use crate::session::TypedSession;
-use crate::signin::TOKEN_COOKIE;
-use crate::startup::AppState;
-use crate::user_cache::UserSnapshot;
+use crate::store::social_accounts::KEYCLOAK;
+use crate::store::{self, DbError, SocialAccount, User};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum AuthSource {
+pub(crate) enum AuthSource {
     Bearer,
     Cookie,
     Session,
 }
 
 /// An authenticated, active local user.
-pub struct Authenticated {
+#[derive(Clone)]
+pub(crate) struct Authenticated {
     pub user: Arc<User>,
     /// The user's linked accounts, when they came along from the user cache.
     pub accounts: Option<Arc<UserSnapshot>>,
@@ -41,7 +44,7 @@ pub struct Authenticated {
 
 impl Authenticated {
     /// True when the token names `role` as a realm role or a client role of `client_id`.
-    pub fn has_role(&self, role: &str, client_id: &str) -> bool {
+    pub(crate) fn has_role(&self, role: &str, client_id: &str) -> bool {
         let Some(claims) = &self.claims else {
             return false;
         };
@@ -60,13 +63,13 @@ enum Failure {
     Missing,
     Invalid(TokenError),
     Inactive,
-    Unavailable(String),
+    Unavailable(Unavailable),
     Internal(anyhow::Error),
 }
 
 /// Why a request is not authenticated, and how to answer it (JSON for `/api/`, pages otherwise).
 #[derive(Debug)]
-pub struct AuthError {
+pub(crate) struct AuthError {
     failure: Failure,
     api: bool,
     next: NextUrl,
@@ -107,28 +110,14 @@ impl ResponseError for AuthError {
             return self.as_api().error_response();
         }
         match &self.failure {
-            Failure::Missing | Failure::Invalid(_) => {
-                let mut to = url::Url::parse("http://x/login").expect("static URL");
-                to.query_pairs_mut().append_pair("next", self.next.as_str());
-                let location = format!("/login?{}", to.query().unwrap_or_default());
-                HttpResponse::SeeOther()
-                    .insert_header((header::LOCATION, location))
-                    .finish()
-            }
+            Failure::Missing | Failure::Invalid(_) => see_other(&login_path(&self.next)),
             Failure::Inactive => error_page(
                 StatusCode::FORBIDDEN,
                 "Account deactivated",
                 "Your account has been deactivated by an administrator.",
             ),
-            Failure::Unavailable(why) => {
-                log::warn!("authentication needs the identity provider: {why}");
-                error_page(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "Identity provider unreachable",
-                    "Keycloak cannot be reached right now. Please try again in a moment.",
-                )
-            }
-            Failure::Internal(e) => crate::errors::unexpected_page(e),
+            Failure::Unavailable(why) => unavailable_page(why),
+            Failure::Internal(e) => unexpected_page(e),
         }
     }
 }
@@ -143,17 +132,14 @@ impl FromRequest for Authenticated {
     }
 }
 
-fn is_api(req: &HttpRequest) -> bool {
-    req.path().starts_with("/api/")
-}
-
-async fn authenticate(req: &HttpRequest) -> Result<Authenticated, AuthError> {
+pub(super) async fn authenticate(req: &HttpRequest) -> Result<Authenticated, AuthError> {
     let state = req
         .app_data::<web::Data<AppState>>()
         .expect("AppState is registered by the app factory")
         .clone();
+    let api = is_api(req.path());
     let fail = |failure: Failure| {
-        let next = if is_api(req) {
+        let next = if api {
             let referer = req
                 .headers()
                 .get(header::REFERER)
@@ -168,7 +154,7 @@ async fn authenticate(req: &HttpRequest) -> Result<Authenticated, AuthError> {
         };
         AuthError {
             failure,
-            api: is_api(req),
+            api,
             login_url: state.login_url(&next),
             next,
         }
@@ -242,13 +228,13 @@ async fn authenticate(req: &HttpRequest) -> Result<Authenticated, AuthError> {
         }
     }
     let user_id = auth.user_id;
-    let user = db::run(&state.pool, move |conn| Ok(User::find(conn, user_id)?))
+    let user = store::run(&state.pool, move |conn| Ok(User::find(conn, user_id)?))
         .await
         .map_err(|e| fail(Failure::Internal(e.into())))?
         .ok_or_else(|| fail(Failure::Missing))?;
     // The session's access token came straight from Keycloak's token endpoint: its claims are
     // trusted for roles without re-verifying.
-    let claims = jwt_payload(&auth.tokens.access_token).map(Arc::new);
+    let claims = unverified::claims(&auth.tokens.access_token).map(Arc::new);
     finish(Arc::new(user), AuthSource::Session, claims).map_err(&fail)
 }
 
@@ -269,8 +255,8 @@ fn finish(
     })
 }
 
-async fn validate(state: &AppState, token: &str) -> Result<Arc<crate::jwt::AccessClaims>, Failure> {
-    match state.tokens.validate(&state.oidc, token).await {
+async fn validate(state: &AppState, token: &str) -> Result<Arc<AccessClaims>, Failure> {
+    match state.access_tokens.validate(token).await {
         Ok(c) => Ok(c),
         Err(TokenError::KeysUnavailable(why)) => Err(Failure::Unavailable(why)),
         Err(e) => {
@@ -300,14 +286,14 @@ async fn user_for_claims(
     }
     let owned_sub = sub.to_string();
     let policy = state.settings.link_policy;
-    let snapshot = db::run(&state.pool, move |conn| {
+    let snapshot = store::run(&state.pool, move |conn| {
         let user = match SocialAccount::find(conn, KEYCLOAK, &owned_sub)? {
             Some(account) => User::find(conn, account.user_id)?,
             None => None,
         };
         let user = match user {
             Some(u) => u,
-            None => accounts::login(conn, &owned_sub, &claims, policy, None)?,
+            None => provision(conn, &owned_sub, &claims, policy, None)?,
         };
         let accounts = SocialAccount::for_user(conn, user.id)?;
         Ok(UserSnapshot {

@@ -163,7 +163,7 @@ async fn admin_posts_without_a_valid_csrf_token_change_nothing() {
 
 #[actix_web::test]
 async fn sign_out_everywhere_and_unlink() {
-    let admin = KeycloakAdmin::connect().await;
+    let admin = RealmAdmin::connect().await;
     let user = admin.create_user("signout").await;
     let app = spawn_app().await;
     let (victim, id) = app.other_browser(user.creds()).await;
@@ -200,10 +200,10 @@ async fn sign_out_everywhere_and_unlink() {
     let detail = app.page(&done).await;
     assert!(detail.contains("signed out everywhere"));
     let account_id: i64 = {
-        use keygate::schema::social_accounts::dsl::*;
+        use keygate::store::schema::social_accounts::dsl::*;
         social_accounts
             .filter(user_id.eq(id))
-            .select(keygate::schema::social_accounts::id)
+            .select(keygate::store::schema::social_accounts::id)
             .first(&mut app.conn())
             .unwrap()
     };
@@ -238,10 +238,10 @@ async fn sign_out_everywhere_and_unlink() {
 async fn pagination_and_search_answer_correctly_on_ten_thousand_users() {
     let app = spawn_app().await;
     {
-        use keygate::schema::users::dsl::*;
+        use keygate::store::schema::users::dsl::*;
         let mut pooled = app.conn();
         // Batch inserts need the concrete backend (the multi-backend connection lacks them).
-        let keygate::db::DbConn::Sqlite(conn) = &mut *pooled else {
+        let keygate::store::DbConn::Sqlite(conn) = &mut *pooled else {
             panic!("the test app runs on SQLite")
         };
         conn.transaction::<_, diesel::result::Error, _>(|conn| {
@@ -335,10 +335,10 @@ async fn admin_pages_work_on_postgres_too() {
 #[actix_web::test]
 async fn old_audit_events_and_expired_sessions_are_purged() {
     let app = spawn_app().await;
-    let now = keygate::db::now();
+    let now = keygate::util::now();
     {
-        use keygate::schema::audit_events::dsl::*;
-        use keygate::schema::sessions;
+        use keygate::store::schema::audit_events::dsl::*;
+        use keygate::store::schema::sessions;
         let mut conn = app.conn();
         for (age_days, text) in [(100, "old"), (1, "recent")] {
             diesel::insert_into(audit_events)
@@ -373,7 +373,7 @@ async fn old_audit_events_and_expired_sessions_are_purged() {
     .await;
     let mut left = vec![];
     for _ in 0..50 {
-        use keygate::schema::audit_events::dsl::*;
+        use keygate::store::schema::audit_events::dsl::*;
         left = audit_events
             .select(detail)
             .load::<String>(&mut app.conn())

@@ -47,7 +47,7 @@ struct Fake {
 }
 
 fn now() -> i64 {
-    keygate::db::now()
+    keygate::util::now()
 }
 
 fn sign(header: Header, claims: &Value) -> String {

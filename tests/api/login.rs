@@ -1,7 +1,9 @@
+//! The authorization-code flow through Keycloak's login form: sign-in and the local user; state,
+//! nonce, PKCE and callback attacks; `next`; the session cookie; Keycloak or the database failing.
+
 use serde_json::Value;
 
 use crate::helpers::*;
-use crate::proxy::FaultProxy;
 
 #[actix_web::test]
 async fn code_flow_signs_alice_in_and_creates_her_local_user() {
@@ -23,7 +25,7 @@ async fn code_flow_signs_alice_in_and_creates_her_local_user() {
     assert_eq!(accounts[0]["provider"], "keycloak");
 
     // The social account is keyed by Keycloak's subject, which is alice's Keycloak user id.
-    let admin = KeycloakAdmin::connect().await;
+    let admin = RealmAdmin::connect().await;
     assert_eq!(accounts[0]["uid"], admin.user_id("alice").await.as_str());
     assert_eq!(app.user_count(), 1);
     assert_eq!(count(&mut app.conn(), "social_accounts"), 1);
@@ -31,7 +33,7 @@ async fn code_flow_signs_alice_in_and_creates_her_local_user() {
     // extra_data holds the claims of this login, sid included (for back-channel logout).
     let extra: String = {
         use diesel::prelude::*;
-        use keygate::schema::social_accounts::dsl::*;
+        use keygate::store::schema::social_accounts::dsl::*;
         social_accounts
             .select(extra_data)
             .first(&mut app.conn())

@@ -11,7 +11,7 @@ struct OtherRealm {
     issuer: String,
 }
 
-async fn create_realm(admin: &KeycloakAdmin) -> OtherRealm {
+async fn create_realm(admin: &RealmAdmin) -> OtherRealm {
     let name = unique("alt");
     let realm = json!({
         "realm": name,
@@ -63,7 +63,7 @@ async fn create_realm(admin: &KeycloakAdmin) -> OtherRealm {
     }
 }
 
-async fn delete_realm(admin: &KeycloakAdmin, realm: &OtherRealm) {
+async fn delete_realm(admin: &RealmAdmin, realm: &OtherRealm) {
     let _ = reqwest::Client::new()
         .delete(format!("{}/admin/realms/{}", keycloak_base(), realm.name))
         .bearer_auth(admin.token())
@@ -84,7 +84,7 @@ fn header_alg(token: &str) -> String {
 
 #[actix_web::test]
 async fn a_differently_configured_realm_works_end_to_end() {
-    let admin = KeycloakAdmin::connect().await;
+    let admin = RealmAdmin::connect().await;
     let realm = create_realm(&admin).await;
     let app = spawn_app_with(AppOptions {
         issuer: realm.issuer.clone(),

@@ -2,8 +2,8 @@
 
 use std::sync::{Arc, Barrier};
 
-use keygate::db::{self, Pool};
 use keygate::settings::LinkPolicy;
+use keygate::store::{self, Pool};
 use serde_json::json;
 
 use crate::helpers::*;
@@ -19,7 +19,7 @@ fn race_first_logins(pool: Pool) {
             std::thread::spawn(move || {
                 let mut conn = pool.get().expect("connection");
                 barrier.wait();
-                keygate::accounts::login(
+                keygate::domain::provisioning::provision(
                     &mut conn,
                     "race-sub",
                     &claims,
@@ -46,25 +46,25 @@ fn race_first_logins(pool: Pool) {
 #[test]
 fn concurrent_first_logins_create_one_user_on_sqlite() {
     let dir = tempfile::tempdir().unwrap();
-    let pool = db::connect(&dir.path().join("race.db").to_string_lossy()).unwrap();
-    db::migrate(&pool).unwrap();
+    let pool = store::connect(&dir.path().join("race.db").to_string_lossy()).unwrap();
+    store::migrate(&pool).unwrap();
     race_first_logins(pool);
 }
 
 #[test]
 fn concurrent_first_logins_create_one_user_on_postgres() {
-    let pool = db::connect(&fresh_postgres_database()).unwrap();
-    db::migrate(&pool).unwrap();
+    let pool = store::connect(&fresh_postgres_database()).unwrap();
+    store::migrate(&pool).unwrap();
     race_first_logins(pool);
 }
 
 #[test]
 fn a_local_user_with_the_same_username_is_never_taken_over() {
     let dir = tempfile::tempdir().unwrap();
-    let pool = db::connect(&dir.path().join("t.db").to_string_lossy()).unwrap();
-    db::migrate(&pool).unwrap();
+    let pool = store::connect(&dir.path().join("t.db").to_string_lossy()).unwrap();
+    store::migrate(&pool).unwrap();
     let mut conn = pool.get().unwrap();
-    let first = keygate::accounts::login(
+    let first = keygate::domain::provisioning::provision(
         &mut conn,
         "sub-1",
         &json!({"preferred_username": "carol"}),
@@ -73,7 +73,7 @@ fn a_local_user_with_the_same_username_is_never_taken_over() {
     )
     .unwrap();
     // Another subject (say, from a re-created Keycloak user) with the same username and email.
-    let second = keygate::accounts::login(
+    let second = keygate::domain::provisioning::provision(
         &mut conn,
         "sub-2",
         &json!({"preferred_username": "carol", "email": "c@example.com", "email_verified": true}),

@@ -1,17 +1,11 @@
+//! Tokens: the TOKEN cookie, `POST /api/token` serving the session's token, bearer tokens (new
+//! subjects provisioned; wrong, hostile, expired and foreign-audience ones refused).
+
 use std::time::Duration;
 
 use serde_json::{json, Value};
 
 use crate::helpers::*;
-use crate::proxy::FaultProxy;
-
-async fn post_token(app: &TestApp) -> reqwest::Response {
-    app.post_token().await
-}
-
-async fn bearer_me(app: &TestApp, token: &str) -> reqwest::Response {
-    app.bearer_get("/api/me", token).await
-}
 
 fn set_cookies(r: &reqwest::Response) -> Vec<String> {
     r.headers()
@@ -155,97 +149,6 @@ async fn a_cross_site_token_request_is_refused() {
         .await
         .unwrap();
     assert_eq!(same.status(), 200);
-}
-
-#[actix_web::test]
-async fn expired_tokens_are_refreshed_once_for_ten_concurrent_requests() {
-    let admin = KeycloakAdmin::connect().await;
-    // Refresh-token rotation: a refresh token works once, so a second refresh would fail.
-    admin.enable_rotation_and_events().await;
-    let client = admin.short_lived_client(10).await;
-    let user = admin.create_user("refresh").await;
-    let app = spawn_app_with(client_options(&client)).await;
-    app.login(user.creds(), "/").await;
-    let first = json(post_token(&app).await).await["access_token"]
-        .as_str()
-        .unwrap()
-        .to_string();
-
-    tokio::time::sleep(Duration::from_secs(11)).await;
-    assert_eq!(
-        bearer_me(&app, &first).await.status(),
-        401,
-        "first token expired"
-    );
-    // The expired TOKEN cookie falls back to the session for API calls.
-    assert_eq!(app.me().await.status(), 200);
-
-    let requests = (0..10).map(|_| post_token(&app));
-    let answers = futures_util::future::join_all(requests).await;
-    let mut tokens = vec![];
-    for r in answers {
-        assert_eq!(r.status(), 200);
-        tokens.push(json(r).await["access_token"].as_str().unwrap().to_string());
-    }
-    assert!(
-        tokens.iter().all(|t| *t == tokens[0]),
-        "one refresh, one new token"
-    );
-    assert_ne!(tokens[0], first);
-    assert_eq!(
-        app.app_state
-            .refreshes
-            .load(std::sync::atomic::Ordering::Relaxed),
-        1
-    );
-    assert_eq!(bearer_me(&app, &tokens[0]).await.status(), 200);
-    let events = admin.events("REFRESH_TOKEN", &client.client_id).await;
-    assert_eq!(
-        events.len(),
-        1,
-        "Keycloak saw exactly one refresh: {events:?}"
-    );
-    let errors = admin.events("REFRESH_TOKEN_ERROR", &client.client_id).await;
-    assert!(errors.is_empty(), "no refresh was refused: {errors:?}");
-
-    // The rotated refresh token was kept: the next expiry refreshes again.
-    tokio::time::sleep(Duration::from_secs(11)).await;
-    let third = json(post_token(&app).await).await;
-    let third = third["access_token"].as_str().expect("refreshed again");
-    assert_ne!(third, tokens[0]);
-    assert_eq!(
-        admin.events("REFRESH_TOKEN", &client.client_id).await.len(),
-        2
-    );
-    let refreshes = audit_kinds(&app)
-        .into_iter()
-        .filter(|(k, _, _)| k == "token_refresh")
-        .count();
-    assert_eq!(refreshes, 2, "each refresh is in the audit log");
-}
-
-#[actix_web::test]
-async fn a_session_ended_in_keycloak_answers_auth_redirect_and_is_deleted() {
-    let admin = KeycloakAdmin::connect().await;
-    let client = admin.short_lived_client(5).await;
-    let user = admin.create_user("ended").await;
-    let app = spawn_app_with(client_options(&client)).await;
-    app.login(user.creds(), "/").await;
-    assert_eq!(post_token(&app).await.status(), 200);
-    assert_eq!(app.session_count(), 1);
-
-    admin.logout_user(&user.id).await;
-    tokio::time::sleep(Duration::from_secs(6)).await;
-    let r = post_token(&app).await;
-    assert_eq!(r.status(), 401);
-    let body = json(r).await;
-    assert_eq!(body["error"]["code"], "auth_redirect");
-    assert!(body["error"]["details"]
-        .as_str()
-        .unwrap()
-        .starts_with(&format!("{}/login/keycloak?next=", app.address)));
-    assert_eq!(app.session_count(), 0, "the local session row is gone");
-    assert_audited(&app, "refresh_failed");
 }
 
 fn b64(v: &Value) -> String {
@@ -393,7 +296,7 @@ async fn hostile_and_wrong_tokens_are_all_401_and_never_500() {
 
 #[actix_web::test]
 async fn an_expired_token_is_rejected() {
-    let admin = KeycloakAdmin::connect().await;
+    let admin = RealmAdmin::connect().await;
     let client = admin.short_lived_client(2).await;
     let app = spawn_app_with(client_options(&client)).await;
     let grant = password_grant(&issuer(), &client.client_id, Some(&client.secret), BOB).await;
@@ -406,7 +309,7 @@ async fn an_expired_token_is_rejected() {
 
 #[actix_web::test]
 async fn a_token_too_large_for_a_cookie_is_served_from_the_session() {
-    let admin = KeycloakAdmin::connect().await;
+    let admin = RealmAdmin::connect().await;
     let user = admin.create_user("bigtoken").await;
     // Enough realm roles to push the access token far past 4 KB.
     let mut roles = vec![];
@@ -464,7 +367,7 @@ async fn a_token_too_large_for_a_cookie_is_served_from_the_session() {
 
 #[actix_web::test]
 async fn without_an_audience_mapper_tokens_pass_only_with_accept_azp() {
-    let admin = KeycloakAdmin::connect().await;
+    let admin = RealmAdmin::connect().await;
     let client = admin.short_lived_client(300).await;
     let mappers: Vec<Value> = admin
         .request(
@@ -519,84 +422,4 @@ async fn without_an_audience_mapper_tokens_pass_only_with_accept_azp() {
     let other = password_grant(&issuer(), "keygate", Some("keygate-dev-secret"), BOB).await;
     let other = other["access_token"].as_str().unwrap();
     assert_eq!(bearer_me(&lenient, other).await.status(), 401);
-}
-
-#[actix_web::test]
-async fn two_instances_sharing_a_database_refresh_a_session_once() {
-    let admin = KeycloakAdmin::connect().await;
-    admin.enable_rotation_and_events().await;
-    let client = admin.short_lived_client(10).await;
-    let user = admin.create_user("twoinstances").await;
-    let secret = keygate::crypto::random_token(64);
-    let mut first_options = client_options(&client);
-    first_options
-        .extra
-        .push(("KEYGATE_SESSION_SECRET", secret.clone()));
-    let first = spawn_app_with(first_options).await;
-    let mut second_options = client_options(&client);
-    second_options.extra.extend([
-        ("KEYGATE_SESSION_SECRET", secret),
-        (
-            "KEYGATE_DATABASE_URL",
-            first.app_state.settings.database_url.clone(),
-        ),
-    ]);
-    let second = spawn_app_with(second_options).await;
-
-    first.login(user.creds(), "/").await;
-    // Cookies are per host, not per port: the browser's session reaches both instances.
-    assert_eq!(
-        second
-            .client
-            .get(second.url("/api/me"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        401
-    );
-    let me = first
-        .client
-        .get(second.url("/api/me"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(me.status(), 200, "the second instance knows the session");
-
-    tokio::time::sleep(Duration::from_secs(11)).await;
-    let requests = (0..10).map(|i| {
-        let target = if i % 2 == 0 { &first } else { &second };
-        first
-            .client
-            .post(target.url("/api/token"))
-            .json(&json!({"process": "login-from-cookie"}))
-            .send()
-    });
-    let mut tokens = vec![];
-    for r in futures_util::future::join_all(requests).await {
-        let r = r.unwrap();
-        assert_eq!(r.status(), 200);
-        tokens.push(json(r).await["access_token"].as_str().unwrap().to_string());
-    }
-    assert!(
-        tokens.iter().all(|t| *t == tokens[0]),
-        "one refresh for both instances"
-    );
-    let refreshes = first
-        .app_state
-        .refreshes
-        .load(std::sync::atomic::Ordering::Relaxed)
-        + second
-            .app_state
-            .refreshes
-            .load(std::sync::atomic::Ordering::Relaxed);
-    assert_eq!(refreshes, 1);
-    assert_eq!(
-        admin.events("REFRESH_TOKEN", &client.client_id).await.len(),
-        1
-    );
-    assert!(admin
-        .events("REFRESH_TOKEN_ERROR", &client.client_id)
-        .await
-        .is_empty());
 }

@@ -1,12 +1,9 @@
 //! Key rotation, in its own test binary: a new realm key changes what every concurrent test would
 //! see, so it runs alone (cargo runs test binaries one after another).
 
-#[path = "../api/helpers.rs"]
-#[allow(dead_code)]
+#[path = "../api/helpers/mod.rs"]
+#[allow(dead_code, unused_imports)]
 mod helpers;
-#[path = "../api/proxy.rs"]
-#[allow(dead_code)]
-mod proxy;
 
 use std::time::Duration;
 
@@ -38,7 +35,7 @@ async fn me_with(app: &TestApp, token: &str) -> u16 {
 
 #[actix_web::test]
 async fn tokens_signed_with_a_rotated_key_validate_without_a_restart() {
-    let admin = KeycloakAdmin::connect().await;
+    let admin = RealmAdmin::connect().await;
     let app = spawn_app().await;
     let secret = Some("keygate-dev-secret");
     let before = password_grant(&issuer(), "keygate", secret, ALICE).await;
@@ -53,7 +50,7 @@ async fn tokens_signed_with_a_rotated_key_validate_without_a_restart() {
         .json()
         .await
         .unwrap();
-    let name = format!("rotated-{}", keygate::crypto::random_token(4));
+    let name = format!("rotated-{}", keygate::util::random_token(4));
     let r = admin
         .request(reqwest::Method::POST, "/components")
         .json(&json!({

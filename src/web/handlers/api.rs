@@ -1,11 +1,12 @@
+//! The JSON API of the signed-in user.
+
 use actix_web::{web, HttpResponse};
 use serde::Serialize;
 
-use crate::auth::Authenticated;
-use crate::db;
-use crate::errors::ApiError;
-use crate::models::social_account::SocialAccount;
-use crate::startup::AppState;
+use crate::store::{self, SocialAccount};
+use crate::web::auth::Authenticated;
+use crate::web::response::{ApiError, NO_STORE};
+use crate::web::AppState;
 
 #[derive(Serialize)]
 struct LinkedAccount<'a> {
@@ -41,14 +42,17 @@ struct Me<'a> {
 
 /// GET /api/me: the current user and its linked accounts (from the user cache when the request
 /// came with a bearer token, so the hot path needs no database round trip).
-pub async fn me(auth: Authenticated, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub(crate) async fn me(
+    auth: Authenticated,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
     let user = &auth.user;
     let user_id = user.id;
     let loaded;
     let accounts: &[SocialAccount] = match &auth.accounts {
         Some(snapshot) => &snapshot.accounts,
         None => {
-            loaded = db::run(&state.pool, move |conn| {
+            loaded = store::run(&state.pool, move |conn| {
                 Ok(SocialAccount::for_user(conn, user_id)?)
             })
             .await?;
@@ -66,7 +70,5 @@ pub async fn me(auth: Authenticated, state: web::Data<AppState>) -> Result<HttpR
         last_login_at: user.last_login_at,
         accounts: accounts.iter().map(LinkedAccount::from).collect(),
     };
-    Ok(HttpResponse::Ok()
-        .insert_header(("Cache-Control", "no-store"))
-        .json(me))
+    Ok(HttpResponse::Ok().insert_header(NO_STORE).json(me))
 }

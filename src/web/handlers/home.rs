@@ -1,10 +1,13 @@
+//! The home page.
+
 use actix_web::http::StatusCode;
-use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
+use actix_web::{web, HttpResponse};
 use askama::Template;
 
-use crate::auth::Authenticated;
-use crate::models::user::User;
-use crate::startup::AppState;
+use crate::store::User;
+use crate::web::auth::Authenticated;
+use crate::web::response::page;
+use crate::web::AppState;
 
 #[derive(Template)]
 #[template(path = "home.html")]
@@ -15,21 +18,18 @@ struct HomePage {
 }
 
 #[derive(serde::Deserialize)]
-pub struct HomeQuery {
+pub(crate) struct HomeQuery {
     signed_out: Option<String>,
 }
 
 /// Who is signed in, or a link to sign in. Never redirects: the home page is where logout ends.
-pub async fn home(
-    req: HttpRequest,
+pub(crate) async fn home(
+    auth: Option<Authenticated>,
     state: web::Data<AppState>,
     query: web::Query<HomeQuery>,
 ) -> HttpResponse {
-    let auth = Authenticated::extract(&req).await.ok();
-    let is_admin = auth
-        .as_ref()
-        .is_some_and(|a| a.has_role(&state.settings.admin_role, &state.settings.client_id));
-    let page = HomePage {
+    let is_admin = auth.as_ref().is_some_and(|a| state.is_admin(a));
+    let home = HomePage {
         user: auth.map(|a| a.user),
         is_admin,
         notice: query
@@ -37,5 +37,5 @@ pub async fn home(
             .as_ref()
             .map(|_| "You have been signed out."),
     };
-    crate::errors::page(StatusCode::OK, &page)
+    page(StatusCode::OK, &home)
 }

@@ -4,11 +4,15 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse, ResponseError};
 use askama::Template;
 
-use crate::errors::{error_page, error_page_with_retry, unexpected_page};
-use crate::models::audit::AuditContext;
-use crate::registration::{register, FieldErrors, RegisterError, RegistrationForm};
+use crate::domain::audit::AuditContext;
+use crate::domain::next_url::NextUrl;
+use crate::domain::registration::{register, FieldErrors, RegisterError, RegistrationForm};
 use crate::session::TypedSession;
-use crate::startup::AppState;
+use crate::web::response::{
+    error_page_with_retry, keycloak_login_path, page, see_other, unavailable_page, unexpected_page,
+    with_csrf,
+};
+use crate::web::AppState;
 
 #[derive(Template)]
 #[template(path = "register.html")]
@@ -35,17 +39,15 @@ fn render(
     error: Option<&str>,
     status: StatusCode,
 ) -> HttpResponse {
-    let csrf_token = match session.csrf_token() {
-        Ok(t) => t,
-        Err(e) => return unexpected_page(&anyhow::Error::new(e)),
-    };
-    let page = RegisterPage {
-        form,
-        errors,
-        error,
-        csrf_token: &csrf_token,
-    };
-    crate::errors::page(status, &page)
+    with_csrf(session, |csrf_token| {
+        let form_page = RegisterPage {
+            form,
+            errors,
+            error,
+            csrf_token,
+        };
+        page(status, &form_page)
+    })
 }
 
 fn disabled() -> HttpResponse {
@@ -59,7 +61,10 @@ fn disabled() -> HttpResponse {
 }
 
 /// GET /register
-pub async fn register_page(state: web::Data<AppState>, session: TypedSession) -> HttpResponse {
+pub(crate) async fn register_page(
+    state: web::Data<AppState>,
+    session: TypedSession,
+) -> HttpResponse {
     if !state.settings.registration {
         return disabled();
     }
@@ -74,7 +79,7 @@ pub async fn register_page(state: web::Data<AppState>, session: TypedSession) ->
 
 /// POST /register: validate, create in Keycloak and locally, then sign in through Keycloak with
 /// the username filled in.
-pub async fn register_submit(
+pub(crate) async fn register_submit(
     ctx: AuditContext,
     state: web::Data<AppState>,
     session: TypedSession,
@@ -98,19 +103,11 @@ pub async fn register_submit(
             )
         }
     };
-    match register(&state, &valid, &ctx).await {
-        Ok(_) => {
-            let mut to = url::Url::parse("http://x/login/keycloak").expect("static URL");
-            to.query_pairs_mut()
-                .append_pair("next", "/")
-                .append_pair("login_hint", &valid.username);
-            HttpResponse::SeeOther()
-                .insert_header((
-                    "Location",
-                    format!("/login/keycloak?{}", to.query().unwrap_or_default()),
-                ))
-                .finish()
-        }
+    match register(&state.admin, &state.pool, &valid, &ctx).await {
+        Ok(_) => see_other(&keycloak_login_path(
+            &NextUrl::home(),
+            Some(&valid.username),
+        )),
         Err(RegisterError::Taken) => render(
             &session,
             &form,
@@ -125,15 +122,7 @@ pub async fn register_submit(
             Some(&format!("Keycloak did not accept this account: {message}")),
             StatusCode::BAD_REQUEST,
         ),
-        Err(RegisterError::Unavailable(why)) => {
-            log::warn!("registration: Keycloak unreachable: {why}");
-            error_page(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "Identity provider unreachable",
-                "Keycloak cannot be reached right now, so no account was created. Please try \
-                 again in a moment.",
-            )
-        }
+        Err(RegisterError::Unavailable(u)) => unavailable_page(&u),
         Err(RegisterError::Unexpected(e)) => unexpected_page(&e),
     }
 }

@@ -6,16 +6,16 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 use serde::{Deserialize, Serialize};
 
-use crate::auth::Authenticated;
-use crate::db::{self, now};
-use crate::errors::ApiError;
-use crate::models::audit::AuditContext;
-use crate::models::user::User;
-use crate::next_url::NextUrl;
-use crate::refresh::{fresh_tokens, is_fresh, RefreshError};
-use crate::session::TypedSession;
-use crate::signin::{token_cookie, TOKEN_COOKIE};
-use crate::startup::AppState;
+use crate::domain::next_url::NextUrl;
+use crate::session::refresh::{fresh_enough, is_fresh};
+use crate::session::{RefreshError, TypedSession};
+use crate::store::{self, User};
+use crate::util::now;
+use crate::web::auth::Authenticated;
+use crate::web::client::audit_context;
+use crate::web::cookies::{token_cookie, TOKEN_COOKIE};
+use crate::web::response::{page, ApiError, NO_STORE};
+use crate::web::AppState;
 
 /// The processes `POST /api/token` knows.
 const PROCESSES: &[&str] = &["login-from-cookie"];
@@ -27,8 +27,8 @@ struct TokenPage {
 }
 
 /// GET /token: a page whose script fetches the access token and shows who it is for.
-pub async fn token_page(auth: Authenticated) -> HttpResponse {
-    crate::errors::page(
+pub(crate) async fn token_page(auth: Authenticated) -> HttpResponse {
+    page(
         actix_web::http::StatusCode::OK,
         &TokenPage {
             username: auth.user.username.clone(),
@@ -70,7 +70,7 @@ struct TokenResponse<'a> {
 
 /// POST /api/token with `process=login-from-cookie` (JSON or form): the access token of this
 /// browser's session, refreshed at Keycloak when it has expired.
-pub async fn issue_token(
+pub(crate) async fn issue_token(
     req: HttpRequest,
     state: web::Data<AppState>,
     session: TypedSession,
@@ -113,14 +113,15 @@ pub async fn issue_token(
 
     if !force {
         if let Some(cookie) = req.cookie(TOKEN_COOKIE) {
-            if let Ok(claims) = state.tokens.validate(&state.oidc, cookie.value()).await {
-                if claims.exp - now() > crate::refresh::MIN_REMAINING_SECS {
+            if let Ok(claims) = state.access_tokens.validate(cookie.value()).await {
+                let iat = claims.claims.get("iat").and_then(|v| v.as_i64());
+                if fresh_enough(iat.unwrap_or(0), claims.exp) {
                     return Ok(token_response(cookie.value(), claims.exp, None));
                 }
             }
         }
         if is_fresh(&auth) {
-            let cookie = token_cookie(&state, &auth.tokens.access_token, &user);
+            let cookie = token_cookie(state.secure_cookies, &auth.tokens.access_token, user.id);
             return Ok(token_response(
                 &auth.tokens.access_token,
                 auth.tokens.access_expires_at,
@@ -128,12 +129,16 @@ pub async fn issue_token(
             ));
         }
     }
-    let ctx = AuditContext::of(&req);
-    let refreshed = match fresh_tokens(&state, &auth, force, &ctx).await {
+    let ctx = audit_context(&req);
+    let refreshed = match state.refresher.fresh_tokens(&auth, force, &ctx).await {
         Ok(a) => a,
         Err(e) => return Err(refresh_failed(e, &session, unauthorized)),
     };
-    let cookie = token_cookie(&state, &refreshed.tokens.access_token, &user);
+    let cookie = token_cookie(
+        state.secure_cookies,
+        &refreshed.tokens.access_token,
+        user.id,
+    );
     Ok(token_response(
         &refreshed.tokens.access_token,
         refreshed.tokens.access_expires_at,
@@ -163,7 +168,7 @@ fn refresh_failed(
 }
 
 async fn active_user(state: &AppState, user_id: i64) -> Result<Option<User>, ApiError> {
-    let user = db::run(&state.pool, move |conn| Ok(User::find(conn, user_id)?)).await?;
+    let user = store::run(&state.pool, move |conn| Ok(User::find(conn, user_id)?)).await?;
     match user {
         Some(u) if !u.is_active => Err(ApiError::Forbidden("This account is deactivated.".into())),
         other => Ok(other),
@@ -176,7 +181,7 @@ fn token_response(
     cookie: Option<actix_web::cookie::Cookie<'static>>,
 ) -> HttpResponse {
     let mut response = HttpResponse::Ok();
-    response.insert_header(("Cache-Control", "no-store"));
+    response.insert_header(NO_STORE);
     if let Some(c) = cookie {
         response.cookie(c);
     }

@@ -4,6 +4,8 @@
 //!   [`error_page`]: a status, a title and a sentence a person can act on.
 //! - API routes (under `/api/`) return [`ApiError`], rendered as JSON; a 401 carries the login URL
 //!   in the shape Data.Rentgen's frontend expects.
+//! - Keycloak being unreachable ([`Unavailable`]) is one 503, as a page ([`unavailable_page`]) or
+//!   as JSON ([`ApiError::Unavailable`]), whatever keygate was doing.
 //! - Unexpected failures log their whole cause chain and show a fixed text: internal messages
 //!   (SQL, token contents) never reach a response body.
 
@@ -11,6 +13,11 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use askama::Template;
 use serde_json::json;
+
+use super::{is_api, NO_STORE};
+use crate::idp::Unavailable;
+use crate::session::CsrfMismatch;
+use crate::store::DbError;
 
 #[derive(Template)]
 #[template(path = "error.html")]
@@ -22,24 +29,12 @@ struct ErrorPage<'a> {
     retry_label: &'a str,
 }
 
-/// Renders a page template with `status`, never cached (pages show per-user data and CSRF tokens);
-/// a template that fails to render becomes the generic 500 page.
-pub fn page(status: StatusCode, template: &impl Template) -> HttpResponse {
-    match template.render() {
-        Ok(body) => HttpResponse::build(status)
-            .content_type("text/html; charset=utf-8")
-            .insert_header(("Cache-Control", "no-store"))
-            .body(body),
-        Err(e) => unexpected_page(&anyhow::Error::new(e)),
-    }
-}
-
 /// Renders the error page. Every browser-facing error goes through here.
-pub fn error_page(status: StatusCode, title: &str, message: &str) -> HttpResponse {
+pub(crate) fn error_page(status: StatusCode, title: &str, message: &str) -> HttpResponse {
     error_page_with_retry(status, title, message, "/login", "Sign in again")
 }
 
-pub fn error_page_with_retry(
+pub(crate) fn error_page_with_retry(
     status: StatusCode,
     title: &str,
     message: &str,
@@ -59,12 +54,12 @@ pub fn error_page_with_retry(
     });
     HttpResponse::build(status)
         .content_type("text/html; charset=utf-8")
-        .insert_header(("Cache-Control", "no-store"))
+        .insert_header(NO_STORE)
         .body(body)
 }
 
 /// The 404 page: an unknown address, or a path parameter that is not what the route expects.
-pub fn not_found_page() -> HttpResponse {
+pub(crate) fn not_found_page() -> HttpResponse {
     error_page_with_retry(
         StatusCode::NOT_FOUND,
         "Page not found",
@@ -74,8 +69,19 @@ pub fn not_found_page() -> HttpResponse {
     )
 }
 
+/// The 503 page for "Keycloak cannot be reached": logs why, says nothing was changed.
+pub(crate) fn unavailable_page(why: &Unavailable) -> HttpResponse {
+    log::warn!("{why}");
+    error_page(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "Identity provider unreachable",
+        "Keycloak cannot be reached right now, so keygate cannot finish this. Nothing was \
+         changed; please try again in a moment.",
+    )
+}
+
 /// Logs an unexpected error with its cause chain; returns the generic 500 page.
-pub fn unexpected_page(e: &anyhow::Error) -> HttpResponse {
+pub(crate) fn unexpected_page(e: &anyhow::Error) -> HttpResponse {
     log::error!("unexpected error: {e:#}");
     error_page_with_retry(
         StatusCode::INTERNAL_SERVER_ERROR,
@@ -88,7 +94,7 @@ pub fn unexpected_page(e: &anyhow::Error) -> HttpResponse {
 
 /// The error of an API route, rendered as `{"error": {"code", "message", "details"}}`.
 #[derive(Debug, thiserror::Error)]
-pub enum ApiError {
+pub(crate) enum ApiError {
     /// No valid credentials: `details` is the absolute URL that starts a login.
     #[error("authentication required")]
     AuthRedirect { login_url: String, reason: String },
@@ -96,8 +102,8 @@ pub enum ApiError {
     Forbidden(String),
     #[error("bad request: {message}")]
     BadRequest { code: &'static str, message: String },
-    #[error("identity provider unavailable: {0}")]
-    Unavailable(String),
+    #[error(transparent)]
+    Unavailable(#[from] Unavailable),
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
 }
@@ -128,7 +134,7 @@ impl ResponseError for ApiError {
             ApiError::BadRequest { code, message } => json!({"error": {
                 "code": code, "message": message, "details": null}}),
             ApiError::Unavailable(why) => {
-                log::warn!("identity provider unavailable: {why}");
+                log::warn!("{why}");
                 json!({"error": {"code": "idp_unavailable",
                     "message": "The identity provider is unreachable; try again shortly.",
                     "details": null}})
@@ -140,7 +146,7 @@ impl ResponseError for ApiError {
             }
         };
         let mut response = HttpResponse::build(self.status_code());
-        response.insert_header(("Cache-Control", "no-store"));
+        response.insert_header(NO_STORE);
         if let ApiError::AuthRedirect { .. } = self {
             // RFC 6750 3: a 401 names the scheme it wants.
             response.insert_header(("WWW-Authenticate", r#"Bearer realm="keygate""#));
@@ -149,18 +155,14 @@ impl ResponseError for ApiError {
     }
 }
 
-impl From<crate::db::DbError> for ApiError {
-    fn from(e: crate::db::DbError) -> Self {
+impl From<DbError> for ApiError {
+    fn from(e: DbError) -> Self {
         ApiError::Unexpected(anyhow::Error::new(e))
     }
 }
 
-/// A form posted without this session's CSRF token.
-#[derive(Debug, thiserror::Error)]
-#[error("missing or wrong CSRF token")]
-pub struct CsrfError;
-
-impl ResponseError for CsrfError {
+/// A form posted without this session's CSRF token: nothing changed, a page saying so.
+impl ResponseError for CsrfMismatch {
     fn status_code(&self) -> StatusCode {
         StatusCode::FORBIDDEN
     }
@@ -179,8 +181,8 @@ impl ResponseError for CsrfError {
 }
 
 /// The answer when the session store cannot be read: the 500 page, or JSON under `/api/`.
-pub fn store_failure(path: &str) -> HttpResponse {
-    if path.starts_with("/api/") {
+pub(crate) fn store_failure(path: &str) -> HttpResponse {
+    if is_api(path) {
         return ApiError::Unexpected(anyhow::anyhow!("session store unavailable")).error_response();
     }
     unexpected_page(&anyhow::anyhow!("session store unavailable"))
@@ -189,7 +191,7 @@ pub fn store_failure(path: &str) -> HttpResponse {
 /// Renders errors that actix or a middleware answered on its own (a session store that failed,
 /// a wrong method, an unreadable body) as keygate's page, or JSON under `/api/`. Responses keygate
 /// rendered itself already have an HTML or JSON content type and pass unchanged.
-pub fn render_bare_errors<B>(
+pub(crate) fn render_bare_errors<B>(
     res: actix_web::dev::ServiceResponse<B>,
 ) -> actix_web::Result<actix_web::middleware::ErrorHandlerResponse<B>> {
     use actix_web::middleware::ErrorHandlerResponse;
@@ -206,7 +208,7 @@ pub fn render_bare_errors<B>(
     if status.is_server_error() {
         log::error!("{} {} failed with {status}", req.method(), req.path());
     }
-    let response = if req.path().starts_with("/api/") {
+    let response = if is_api(req.path()) {
         let code = if status.is_server_error() {
             "internal_error"
         } else {

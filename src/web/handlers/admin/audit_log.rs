@@ -4,13 +4,15 @@ use actix_web::{web, HttpResponse};
 use askama::Template;
 use serde::Deserialize;
 
-use super::{db_failed, html, Admin, EventView, PAGE_SIZE};
-use crate::db;
-use crate::models::audit::{self, AuditKind};
-use crate::startup::AppState;
+use super::{db_failed, html, EventView};
+use crate::domain::audit::AuditKind;
+use crate::store::{self, audit_events};
+use crate::web::admin_gate::Admin;
+use crate::web::response::{path_with_query, Pager, PAGE_SIZE};
+use crate::web::AppState;
 
 #[derive(Deserialize)]
-pub struct AuditQuery {
+pub(crate) struct AuditQuery {
     kind: Option<String>,
     user: Option<i64>,
     page: Option<i64>,
@@ -24,35 +26,32 @@ struct AuditPage {
     kind: String,
     user: String,
     total: i64,
-    page: i64,
-    pages: i64,
-    prev_href: Option<String>,
-    next_href: Option<String>,
+    pager: Pager,
 }
 
 fn audit_href(kind: &str, user: &str, page: i64) -> String {
-    let mut u = url::Url::parse("http://x/admin/audit").expect("static URL");
-    u.query_pairs_mut()
-        .append_pair("kind", kind)
-        .append_pair("user", user)
-        .append_pair("page", &page.to_string());
-    format!("/admin/audit?{}", u.query().unwrap_or_default())
+    let page = page.to_string();
+    path_with_query(
+        "/admin/audit",
+        &[("kind", kind), ("user", user), ("page", &page)],
+    )
 }
 
-pub async fn audit_log(
+pub(crate) async fn audit_log(
     _admin: Admin,
     state: web::Data<AppState>,
     query: web::Query<AuditQuery>,
 ) -> HttpResponse {
     let kind = query.kind.as_deref().and_then(AuditKind::parse);
     let user = query.user;
-    let page = query.page.unwrap_or(1).clamp(1, 1_000_000);
-    let result = db::run(&state.pool, move |conn| {
-        Ok(audit::page(
+    let page = Pager::requested(query.page);
+    let result = store::run(&state.pool, move |conn| {
+        let kind = kind.map(AuditKind::as_str);
+        Ok(audit_events::page(
             conn,
             kind,
             user,
-            (page - 1) * PAGE_SIZE,
+            Pager::offset(page),
             PAGE_SIZE,
         )?)
     })
@@ -63,19 +62,16 @@ pub async fn audit_log(
     };
     let kind_name = kind.map(AuditKind::as_str).unwrap_or("").to_string();
     let user_text = user.map(|u| u.to_string()).unwrap_or_default();
-    let pages = ((total + PAGE_SIZE - 1) / PAGE_SIZE).max(1);
+    let pager = Pager::new(page, total, |p| audit_href(&kind_name, &user_text, p));
     html(&AuditPage {
         events: rows
             .into_iter()
             .map(|(e, name)| EventView::of(e, name))
             .collect(),
         kinds: AuditKind::ALL.iter().map(|k| k.as_str()).collect(),
-        prev_href: (page > 1).then(|| audit_href(&kind_name, &user_text, page - 1)),
-        next_href: (page < pages).then(|| audit_href(&kind_name, &user_text, page + 1)),
         kind: kind_name,
         user: user_text,
         total,
-        page,
-        pages,
+        pager,
     })
 }

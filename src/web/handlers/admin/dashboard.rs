@@ -3,14 +3,15 @@
 use actix_web::{web, HttpResponse};
 use askama::Template;
 
-use super::{db_failed, fmt_time, html, Admin};
-use crate::db::{self, now};
-use crate::models::audit::{self, AuditKind};
-use crate::models::user::User;
-use crate::startup::AppState;
+use super::{db_failed, fmt_time, html};
+use crate::domain::audit::AuditKind;
+use crate::store::{self, audit_events, User};
+use crate::util::now;
+use crate::web::admin_gate::Admin;
+use crate::web::AppState;
 
 /// One bar of the logins-per-day chart, in SVG user units.
-pub struct Bar {
+pub(crate) struct Bar {
     pub x: i64,
     pub y: i64,
     pub width: i64,
@@ -38,7 +39,7 @@ const CHART_HEIGHT: i64 = 120;
 const BAR_STEP: i64 = 20;
 
 /// Bars for the last [`DAYS`] UTC days, today last, from `(day number, count)` pairs.
-pub fn chart(counts: &[(i64, i64)], today: i64) -> (Vec<Bar>, i64) {
+fn chart(counts: &[(i64, i64)], today: i64) -> (Vec<Bar>, i64) {
     let per_day: Vec<i64> = (0..DAYS)
         .map(|i| {
             let day = today - (DAYS - 1) + i;
@@ -70,14 +71,15 @@ pub fn chart(counts: &[(i64, i64)], today: i64) -> (Vec<Bar>, i64) {
     (bars, max)
 }
 
-pub async fn dashboard(_admin: Admin, state: web::Data<AppState>) -> HttpResponse {
+pub(crate) async fn dashboard(_admin: Admin, state: web::Data<AppState>) -> HttpResponse {
     let t = now();
     let today = t / 86400;
-    let stats = db::run(&state.pool, move |conn| {
+    let stats = store::run(&state.pool, move |conn| {
+        let login = AuditKind::Login.as_str();
         let (users, active) = User::count_all(conn)?;
-        let day = audit::count_since(conn, AuditKind::Login, t - 86400)?;
-        let week = audit::count_since(conn, AuditKind::Login, t - 7 * 86400)?;
-        let per_day = audit::logins_per_day(conn, (today - (DAYS - 1)) * 86400)?;
+        let day = audit_events::count_since(conn, login, t - 86400)?;
+        let week = audit_events::count_since(conn, login, t - 7 * 86400)?;
+        let per_day = audit_events::logins_per_day(conn, (today - (DAYS - 1)) * 86400)?;
         Ok((users, active, day, week, per_day))
     })
     .await;

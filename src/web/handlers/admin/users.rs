@@ -1,30 +1,30 @@
 //! The user list, the user detail page and the actions on a user.
 
-use actix_web::http::{header, StatusCode};
+use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse, ResponseError};
 use askama::Template;
-use diesel::Connection;
 use serde::Deserialize;
 
-use super::{db_failed, fmt_opt, fmt_time, html, not_found, Admin, EventView, PAGE_SIZE};
-use crate::db::{self, DbError};
-use crate::errors::{error_page, unexpected_page};
-use crate::models::audit::{self, Audit, AuditContext, AuditKind};
-use crate::models::session_row;
-use crate::models::social_account::{self, SocialAccount, KEYCLOAK};
-use crate::models::user::{User, UserQuery, UserSort};
+use super::{db_failed, fmt_opt, fmt_time, html, not_found, EventView};
+use crate::domain::admin_actions::{self, Action, AdminAction};
+use crate::domain::audit::AuditContext;
 use crate::session::TypedSession;
-use crate::startup::AppState;
+use crate::store::social_accounts::{self, KEYCLOAK};
+use crate::store::users::{UserQuery, UserSort};
+use crate::store::{self, audit_events, sessions, SocialAccount, User};
+use crate::web::admin_gate::Admin;
+use crate::web::response::{error_page, path_with_query, see_other, with_csrf, Pager, PAGE_SIZE};
+use crate::web::AppState;
 
 #[derive(Deserialize)]
-pub struct UsersQuery {
+pub(crate) struct UsersQuery {
     q: Option<String>,
     sort: Option<String>,
     dir: Option<String>,
     page: Option<i64>,
 }
 
-pub struct UserRow {
+pub(crate) struct UserRow {
     pub id: i64,
     pub username: String,
     pub email: String,
@@ -43,23 +43,18 @@ struct UsersPage {
     q: String,
     sort: &'static str,
     dir: &'static str,
-    page: i64,
-    pages: i64,
-    prev_href: Option<String>,
-    next_href: Option<String>,
+    pager: Pager,
 }
 
 fn users_href(q: &str, sort: &str, dir: &str, page: i64) -> String {
-    let mut u = url::Url::parse("http://x/admin/users").expect("static URL");
-    u.query_pairs_mut()
-        .append_pair("q", q)
-        .append_pair("sort", sort)
-        .append_pair("dir", dir)
-        .append_pair("page", &page.to_string());
-    format!("/admin/users?{}", u.query().unwrap_or_default())
+    let page = page.to_string();
+    path_with_query(
+        "/admin/users",
+        &[("q", q), ("sort", sort), ("dir", dir), ("page", &page)],
+    )
 }
 
-pub async fn users(
+pub(crate) async fn users(
     _admin: Admin,
     state: web::Data<AppState>,
     query: web::Query<UsersQuery>,
@@ -79,21 +74,21 @@ pub async fn users(
         Some("asc") => (false, "asc"),
         _ => (true, "desc"),
     };
-    let page = query.page.unwrap_or(1).clamp(1, 1_000_000);
+    let page = Pager::requested(query.page);
     let search = q.clone();
-    let result = db::run(&state.pool, move |conn| {
+    let result = store::run(&state.pool, move |conn| {
         let (users, total) = User::page(
             conn,
             &UserQuery {
                 search: Some(&search),
                 sort,
                 descending,
-                offset: (page - 1) * PAGE_SIZE,
+                offset: Pager::offset(page),
                 limit: PAGE_SIZE,
             },
         )?;
         let ids: Vec<i64> = users.iter().map(|u| u.id).collect();
-        let counts = social_account::counts_for(conn, &ids)?;
+        let counts = social_accounts::counts_for(conn, &ids)?;
         Ok((users, counts, total))
     })
     .await;
@@ -119,21 +114,18 @@ pub async fn users(
             username: u.username,
         })
         .collect();
-    let pages = ((total + PAGE_SIZE - 1) / PAGE_SIZE).max(1);
+    let pager = Pager::new(page, total, |p| users_href(&q, sort_name, dir, p));
     html(&UsersPage {
         rows,
         total,
-        prev_href: (page > 1).then(|| users_href(&q, sort_name, dir, page - 1)),
-        next_href: (page < pages).then(|| users_href(&q, sort_name, dir, page + 1)),
         q,
         sort: sort_name,
         dir,
-        page,
-        pages,
+        pager,
     })
 }
 
-pub struct AccountView {
+pub(crate) struct AccountView {
     pub id: i64,
     pub provider: String,
     pub uid: String,
@@ -156,24 +148,24 @@ struct UserPage {
 }
 
 #[derive(Deserialize)]
-pub struct DoneQuery {
+pub(crate) struct DoneQuery {
     done: Option<String>,
 }
 
-pub async fn user_detail(
+pub(crate) async fn user_detail(
     _admin: Admin,
     state: web::Data<AppState>,
     path: web::Path<i64>,
     query: web::Query<DoneQuery>,
 ) -> HttpResponse {
     let id = path.into_inner();
-    let result = db::run(&state.pool, move |conn| {
+    let result = store::run(&state.pool, move |conn| {
         let Some(user) = User::find(conn, id)? else {
             return Ok(None);
         };
         let accounts = SocialAccount::for_user(conn, id)?;
-        let events = audit::recent_for_user(conn, id, 50)?;
-        let sessions = session_row::count_for_user(conn, id)?;
+        let events = audit_events::recent_for_user(conn, id, 50)?;
+        let sessions = sessions::count_for_user(conn, id)?;
         Ok(Some((user, accounts, events, sessions)))
     })
     .await;
@@ -219,49 +211,18 @@ fn pretty_json(raw: &str) -> String {
         .unwrap_or_else(|_| raw.to_string())
 }
 
-/// The actions an admin can take on a user, each confirmed before it runs.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub enum Action {
-    Deactivate,
-    Reactivate,
-    Unlink,
-    SignOut,
-}
-
-impl Action {
-    fn parse(s: &str) -> Option<Action> {
-        match s {
-            "deactivate" => Some(Action::Deactivate),
-            "reactivate" => Some(Action::Reactivate),
-            "unlink" => Some(Action::Unlink),
-            "signout" => Some(Action::SignOut),
-            _ => None,
+/// The question each action's confirm page asks.
+fn question(action: Action) -> &'static str {
+    match action {
+        Action::Deactivate => {
+            "Deactivate this user? They are refused at login, on the token endpoint and with \
+             bearer tokens until reactivated."
         }
-    }
-
-    fn name(self) -> &'static str {
-        match self {
-            Action::Deactivate => "deactivate",
-            Action::Reactivate => "reactivate",
-            Action::Unlink => "unlink",
-            Action::SignOut => "signout",
+        Action::Reactivate => "Reactivate this user?",
+        Action::Unlink => {
+            "Unlink this account? The next login of its Keycloak subject creates a new user."
         }
-    }
-
-    fn question(self) -> &'static str {
-        match self {
-            Action::Deactivate => {
-                "Deactivate this user? They are refused at login, on the token endpoint and with \
-                 bearer tokens until reactivated."
-            }
-            Action::Reactivate => "Reactivate this user?",
-            Action::Unlink => {
-                "Unlink this account? The next login of its Keycloak subject creates a new user."
-            }
-            Action::SignOut => {
-                "Sign this user out of Keycloak and end all of their keygate sessions?"
-            }
-        }
+        Action::SignOut => "Sign this user out of Keycloak and end all of their keygate sessions?",
     }
 }
 
@@ -276,11 +237,11 @@ struct ConfirmPage<'a> {
 }
 
 #[derive(Deserialize)]
-pub struct ConfirmQuery {
+pub(crate) struct ConfirmQuery {
     account: Option<i64>,
 }
 
-pub async fn confirm(
+pub(crate) async fn confirm(
     _admin: Admin,
     state: web::Data<AppState>,
     session: TypedSession,
@@ -291,26 +252,24 @@ pub async fn confirm(
     let Some(action) = Action::parse(&action) else {
         return not_found();
     };
-    let user = match db::run(&state.pool, move |conn| Ok(User::find(conn, id)?)).await {
+    let user = match store::run(&state.pool, move |conn| Ok(User::find(conn, id)?)).await {
         Ok(Some(u)) => u,
         Ok(None) => return not_found(),
         Err(e) => return db_failed(e),
     };
-    let csrf = match session.csrf_token() {
-        Ok(t) => t,
-        Err(e) => return unexpected_page(&anyhow::Error::new(e)),
-    };
-    html(&ConfirmPage {
-        user: &user,
-        action: action.name(),
-        question: action.question(),
-        account_id: query.account,
-        csrf_token: &csrf,
+    with_csrf(&session, |csrf_token| {
+        html(&ConfirmPage {
+            user: &user,
+            action: action.name(),
+            question: question(action),
+            account_id: query.account,
+            csrf_token,
+        })
     })
 }
 
 #[derive(Deserialize)]
-pub struct ActionForm {
+pub(crate) struct ActionForm {
     #[serde(default)]
     csrf_token: String,
     account_id: Option<i64>,
@@ -318,7 +277,7 @@ pub struct ActionForm {
 
 /// POST /admin/users/{id}/{action}: runs a confirmed action and records it, with the acting
 /// admin, in the same transaction.
-pub async fn act(
+pub(crate) async fn act(
     admin: Admin,
     ctx: AuditContext,
     state: web::Data<AppState>,
@@ -333,23 +292,15 @@ pub async fn act(
     let Some(action) = Action::parse(&action) else {
         return not_found();
     };
-    let actor = admin.0.user.id;
-    let accounts = match db::run(&state.pool, move |conn| {
-        Ok(User::find(conn, id)?
-            .map(|_| ())
-            .and(Some(SocialAccount::for_user(conn, id)?)))
-    })
-    .await
-    {
+    let accounts = match admin_actions::accounts_of(&state.pool, id).await {
         Ok(Some(a)) => a,
         Ok(None) => return not_found(),
         Err(e) => return db_failed(e),
     };
-
     if action == Action::SignOut {
         // Keycloak first: it ends the SSO sessions and calls back-channel logout.
         for account in accounts.iter().filter(|a| a.provider == KEYCLOAK) {
-            if let Err(e) = state.admin.logout_user(&state.oidc, &account.uid).await {
+            if let Err(e) = state.admin.logout_user(&account.uid).await {
                 log::warn!("admin sign-out: Keycloak refused for {}: {e}", account.uid);
                 return error_page(
                     StatusCode::SERVICE_UNAVAILABLE,
@@ -359,13 +310,13 @@ pub async fn act(
             }
         }
     }
-
-    let account_id = form.account_id;
-    let result = db::run(&state.pool, move |conn| {
-        conn.transaction(|conn| apply(conn, &ctx, action, id, actor, account_id))
-    })
-    .await;
-    match result {
+    let act = AdminAction {
+        action,
+        user_id: id,
+        actor_id: admin.0.user.id,
+        account_id: form.account_id,
+    };
+    match admin_actions::apply(&state.pool, &ctx, act).await {
         Ok(true) => {}
         Ok(false) => return not_found(),
         Err(e) => return db_failed(e),
@@ -373,66 +324,7 @@ pub async fn act(
     // Caches on this instance forget the user at once.
     state.users.forget_user(id);
     for account in &accounts {
-        state.tokens.forget_subject(&account.uid);
+        state.access_tokens.forget_subject(&account.uid);
     }
-    HttpResponse::SeeOther()
-        .insert_header((
-            header::LOCATION,
-            format!("/admin/users/{id}?done={}", action.name()),
-        ))
-        .finish()
-}
-
-fn apply(
-    conn: &mut db::DbConn,
-    ctx: &AuditContext,
-    action: Action,
-    id: i64,
-    actor: i64,
-    account_id: Option<i64>,
-) -> Result<bool, DbError> {
-    let (kind, detail) = match action {
-        Action::Deactivate => {
-            if User::set_active(conn, id, false)? == 0 {
-                return Ok(false);
-            }
-            (AuditKind::AdminDeactivate, "deactivated".to_string())
-        }
-        Action::Reactivate => {
-            if User::set_active(conn, id, true)? == 0 {
-                return Ok(false);
-            }
-            (AuditKind::AdminReactivate, "reactivated".to_string())
-        }
-        Action::Unlink => {
-            let Some(account_id) = account_id else {
-                return Ok(false);
-            };
-            if SocialAccount::delete(conn, account_id, id)? == 0 {
-                return Ok(false);
-            }
-            (
-                AuditKind::AdminUnlink,
-                format!("unlinked account {account_id}"),
-            )
-        }
-        Action::SignOut => {
-            let ended = session_row::delete_by_user(conn, id)?;
-            (
-                AuditKind::AdminSignOut,
-                format!("signed out of Keycloak; {ended} keygate session(s) ended"),
-            )
-        }
-    };
-    audit::record(
-        conn,
-        ctx,
-        &Audit {
-            kind,
-            user_id: Some(id),
-            actor_id: Some(actor),
-            detail: &detail,
-        },
-    )?;
-    Ok(true)
+    see_other(&format!("/admin/users/{id}?done={}", action.name()))
 }

@@ -30,7 +30,7 @@ impl FaultProxy {
 
     fn spawn_accept(&self, listener: TcpListener) -> JoinHandle<()> {
         let tasks = self.tasks.clone();
-        let upstream: SocketAddr = super::helpers::keycloak_base()
+        let upstream: SocketAddr = super::env::keycloak_base()
             .trim_start_matches("http://")
             .parse()
             .expect("Keycloak host:port");
@@ -74,7 +74,7 @@ impl FaultProxy {
     }
 
     pub fn issuer(&self) -> String {
-        let realm = super::helpers::issuer();
+        let realm = super::env::issuer();
         let path = realm
             .splitn(4, '/')
             .nth(3)

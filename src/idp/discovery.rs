@@ -1,0 +1,160 @@
+//! Discovery: the realm's metadata, fetched on first use, cached for an hour and fetched again
+//! while Keycloak is down on every call, so keygate recovers without a restart. Every idp client
+//! holds one shared [`Discovery`].
+
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use openidconnect::core::{
+    CoreAuthDisplay, CoreClaimName, CoreClaimType, CoreClient, CoreClientAuthMethod, CoreGrantType,
+    CoreJsonWebKey, CoreJweContentEncryptionAlgorithm, CoreJweKeyManagementAlgorithm,
+    CoreResponseMode, CoreResponseType, CoreSubjectIdentifierType,
+};
+use openidconnect::{
+    AdditionalProviderMetadata, ClientId, ClientSecret, EndpointMaybeSet, EndpointNotSet,
+    EndpointSet, IssuerUrl, ProviderMetadata, RedirectUrl,
+};
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use super::http::IdpHttp;
+use super::Unavailable;
+use crate::settings::{Secret, Settings};
+use crate::util::error_chain;
+
+/// How long a discovery document (and the keys in it) is trusted before it is fetched again.
+const DISCOVERY_TTL: Duration = Duration::from_secs(3600);
+
+/// Keycloak's discovery fields that openidconnect's core metadata does not model.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub(crate) struct KeycloakMetadata {
+    pub end_session_endpoint: Option<String>,
+    pub revocation_endpoint: Option<String>,
+}
+impl AdditionalProviderMetadata for KeycloakMetadata {}
+
+pub(crate) type KeycloakProviderMetadata = ProviderMetadata<
+    KeycloakMetadata,
+    CoreAuthDisplay,
+    CoreClientAuthMethod,
+    CoreClaimName,
+    CoreClaimType,
+    CoreGrantType,
+    CoreJweContentEncryptionAlgorithm,
+    CoreJweKeyManagementAlgorithm,
+    CoreJsonWebKey,
+    CoreResponseMode,
+    CoreResponseType,
+    CoreSubjectIdentifierType,
+>;
+
+pub(crate) type Client = CoreClient<
+    EndpointSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointMaybeSet,
+    EndpointMaybeSet,
+>;
+
+/// A discovered provider: keygate's client configured from the metadata it came from.
+pub(crate) struct Provider {
+    pub client: Client,
+    pub metadata: KeycloakProviderMetadata,
+    fetched_at: Instant,
+}
+
+impl Provider {
+    pub(crate) fn token_endpoint(&self) -> Option<Url> {
+        self.metadata.token_endpoint().map(|u| u.url().clone())
+    }
+}
+
+/// keygate's client at Keycloak, and the realm's metadata as last discovered.
+pub(crate) struct Discovery {
+    idp: IdpHttp,
+    issuer: IssuerUrl,
+    client_id: ClientId,
+    client_secret: Secret<String>,
+    redirect_url: RedirectUrl,
+    cache: RwLock<Option<Arc<Provider>>>,
+}
+
+impl Discovery {
+    pub(crate) fn new(
+        settings: &Settings,
+        public_url: &Url,
+        http: reqwest::Client,
+    ) -> anyhow::Result<Self> {
+        let issuer = IssuerUrl::new(settings.issuer().into())?;
+        let redirect_url = RedirectUrl::new(format!(
+            "{}/login/callback",
+            public_url.as_str().trim_end_matches('/')
+        ))?;
+        Ok(Discovery {
+            idp: IdpHttp(http),
+            issuer,
+            client_id: ClientId::new(settings.client_id.clone()),
+            client_secret: settings.client_secret.clone(),
+            redirect_url,
+            cache: RwLock::new(None),
+        })
+    }
+
+    /// The HTTP client every idp call goes through.
+    pub(crate) fn http(&self) -> &reqwest::Client {
+        &self.idp.0
+    }
+
+    /// The same client, as openidconnect's request functions want it.
+    pub(crate) fn idp_http(&self) -> &IdpHttp {
+        &self.idp
+    }
+
+    pub(crate) fn client_id(&self) -> &str {
+        self.client_id.as_str()
+    }
+
+    pub(crate) fn client_secret(&self) -> &str {
+        self.client_secret.expose()
+    }
+
+    /// The discovered provider, fetched on first use and again when stale. While Keycloak is
+    /// down this fails and the next call tries again.
+    pub(crate) async fn provider(&self) -> Result<Arc<Provider>, Unavailable> {
+        if let Some(p) = self.cache.read().ok().and_then(|c| c.clone()) {
+            if p.fetched_at.elapsed() < DISCOVERY_TTL {
+                return Ok(p);
+            }
+        }
+        self.rediscover().await
+    }
+
+    /// Fetches the metadata now, whatever the cache holds (a key newer than discovery).
+    pub(crate) async fn rediscover(&self) -> Result<Arc<Provider>, Unavailable> {
+        let metadata = KeycloakProviderMetadata::discover_async(self.issuer.clone(), &self.idp)
+            .await
+            .map_err(|e| {
+                Unavailable(format!(
+                    "discovery of {} failed: {}",
+                    self.issuer.as_str(),
+                    error_chain(&e)
+                ))
+            })?;
+        let client = CoreClient::from_provider_metadata(
+            metadata.clone(),
+            self.client_id.clone(),
+            Some(ClientSecret::new(self.client_secret.expose().clone())),
+        )
+        .set_redirect_uri(self.redirect_url.clone());
+        let provider = Arc::new(Provider {
+            client,
+            metadata,
+            fetched_at: Instant::now(),
+        });
+        if let Ok(mut slot) = self.cache.write() {
+            *slot = Some(provider.clone());
+        }
+        Ok(provider)
+    }
+}

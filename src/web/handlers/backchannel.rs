@@ -1,0 +1,62 @@
+//! Keycloak's back-channel logout endpoint.
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::domain::audit::AuditContext;
+use crate::domain::backchannel::end_sessions;
+use crate::web::response::NO_STORE;
+use crate::web::AppState;
+
+#[derive(Deserialize)]
+pub(crate) struct BackchannelForm {
+    logout_token: Option<String>,
+}
+
+/// The OAuth-style error body Keycloak reads from a refused logout call.
+fn backchannel_error(status: StatusCode, error: &str, description: &str) -> HttpResponse {
+    HttpResponse::build(status)
+        .insert_header(NO_STORE)
+        .json(json!({"error": error, "error_description": description}))
+}
+
+/// POST /logout/backchannel: Keycloak says a session (`sid`) or all of a user's sessions (`sub`)
+/// ended. Deletes the matching rows of the shared session store, so every keygate instance stops
+/// honouring them on the next request.
+pub(crate) async fn backchannel_logout(
+    ctx: AuditContext,
+    state: web::Data<AppState>,
+    form: web::Form<BackchannelForm>,
+) -> HttpResponse {
+    let bad =
+        |description| backchannel_error(StatusCode::BAD_REQUEST, "invalid_request", description);
+    let Some(token) = form.logout_token.as_deref().filter(|t| !t.is_empty()) else {
+        return bad("logout_token is required");
+    };
+    let claims = match state.logout_tokens.verify(token).await {
+        Ok(c) => c,
+        Err(e) => {
+            log::warn!("rejected a back-channel logout token: {e}");
+            return bad("invalid logout_token");
+        }
+    };
+    if let Some(sub) = &claims.sub {
+        state.access_tokens.forget_subject(sub);
+    }
+    match end_sessions(&state.pool, &ctx, claims).await {
+        Ok(n) => {
+            log::info!("back-channel logout ended {n} session(s)");
+            HttpResponse::Ok().insert_header(NO_STORE).finish()
+        }
+        Err(e) => {
+            log::error!("back-channel logout could not delete sessions: {e}");
+            backchannel_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "server_error",
+                "sessions could not be ended",
+            )
+        }
+    }
+}

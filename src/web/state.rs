@@ -1,0 +1,49 @@
+//! What every handler shares: settings, the pool, the Keycloak clients, caches and limits.
+
+use std::sync::Arc;
+
+use url::Url;
+
+use crate::domain::next_url::NextUrl;
+use crate::domain::rate_limit::FailureLimiter;
+use crate::domain::user_cache::UserCache;
+use crate::idp::{AccessTokens, Grants, KeycloakAdmin, LogoutTokens};
+use crate::session::Refresher;
+use crate::settings::Settings;
+use crate::store::Pool;
+
+/// Everything a handler needs, shared by all workers. Built by `app`, the composition root.
+pub struct AppState {
+    pub settings: Settings,
+    pub pool: Pool,
+    pub(crate) public_url: Url,
+    /// Cookies get `Secure` when keygate is served over https.
+    pub(crate) secure_cookies: bool,
+    pub(crate) grants: Arc<Grants>,
+    pub(crate) access_tokens: AccessTokens,
+    pub(crate) logout_tokens: LogoutTokens,
+    pub(crate) admin: KeycloakAdmin,
+    pub(crate) refresher: Refresher,
+    /// Users by Keycloak subject, for bearer requests without a database round trip.
+    pub(crate) users: UserCache,
+    /// Failed password logins per client IP and per username.
+    pub(crate) login_failures: FailureLimiter,
+}
+
+impl AppState {
+    /// Refreshes this process made at Keycloak (observability, and tests of the refresh lease).
+    pub fn refresh_count(&self) -> u64 {
+        self.refresher.count()
+    }
+
+    /// Absolute URL that starts a Keycloak login and comes back to `next`.
+    pub(crate) fn login_url(&self, next: &NextUrl) -> String {
+        super::response::login_url(&self.public_url, next)
+    }
+
+    /// True when the token's claims name the configured admin role, as a realm role or a role
+    /// of keygate's own client.
+    pub(crate) fn is_admin(&self, auth: &super::auth::Authenticated) -> bool {
+        auth.has_role(&self.settings.admin_role, &self.settings.client_id)
+    }
+}

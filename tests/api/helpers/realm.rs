@@ -1,0 +1,285 @@
+//! The test side of Keycloak's admin REST API: [`RealmAdmin`], and the users and clients it makes
+//! for one test.
+
+use serde_json::Value;
+
+use super::browser::location;
+use super::env::{env_or, issuer, keycloak_base};
+
+/// The tests' own client for Keycloak's admin REST API on the test realm, signed in as the master
+/// realm's bootstrap admin: it makes users and clients, changes realm settings and reads events for
+/// a test. Not to be confused with keygate's own Keycloak admin client inside the app under test.
+pub struct RealmAdmin {
+    http: reqwest::Client,
+    token: String,
+    pub realm_url: String,
+}
+
+impl RealmAdmin {
+    pub async fn connect() -> Self {
+        let base = keycloak_base();
+        let http = reqwest::Client::new();
+        let token: Value = http
+            .post(format!(
+                "{base}/realms/master/protocol/openid-connect/token"
+            ))
+            .form(&[
+                ("grant_type", "password"),
+                ("client_id", "admin-cli"),
+                ("username", &env_or("KEYCLOAK_ADMIN_USER", "admin")),
+                ("password", &env_or("KEYCLOAK_ADMIN_PASSWORD", "admin")),
+            ])
+            .send()
+            .await
+            .expect("master token")
+            .json()
+            .await
+            .expect("master token json");
+        let realm = issuer().rsplit('/').next().unwrap_or("keygate").to_string();
+        RealmAdmin {
+            http,
+            token: token["access_token"]
+                .as_str()
+                .expect("admin access token")
+                .to_string(),
+            realm_url: format!("{base}/admin/realms/{realm}"),
+        }
+    }
+
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
+    pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, format!("{}{}", self.realm_url, path))
+            .bearer_auth(&self.token)
+    }
+
+    pub async fn user_id(&self, username: &str) -> String {
+        let users: Value = self
+            .request(reqwest::Method::GET, "/users")
+            .query(&[("username", username), ("exact", "true")])
+            .send()
+            .await
+            .expect("find user")
+            .json()
+            .await
+            .expect("users json");
+        users[0]["id"].as_str().expect("user id").to_string()
+    }
+
+    pub async fn create_user(&self, prefix: &str) -> TestUser {
+        self.create_user_with(prefix, None, true).await
+    }
+
+    /// A user with a chosen email (default `<username>@example.com`) and verification state.
+    pub async fn create_user_with(
+        &self,
+        prefix: &str,
+        email: Option<&str>,
+        email_verified: bool,
+    ) -> TestUser {
+        let username = format!(
+            "{prefix}-{}",
+            keygate::util::random_token(6)
+                .to_lowercase()
+                .replace(['-', '_'], "x")
+        );
+        let password = "test-password-1".to_string();
+        let email = email
+            .map(String::from)
+            .unwrap_or_else(|| format!("{username}@example.com"));
+        let r = self
+            .request(reqwest::Method::POST, "/users")
+            .json(&serde_json::json!({
+                "username": username, "enabled": true,
+                "email": email, "emailVerified": email_verified,
+                "firstName": "Test", "lastName": prefix,
+                "credentials": [{"type": "password", "value": password, "temporary": false}],
+            }))
+            .send()
+            .await
+            .expect("create user");
+        let id = created_id(r, "user").await;
+        TestUser {
+            username,
+            password,
+            id,
+        }
+    }
+
+    pub async fn logout_user(&self, id: &str) {
+        let r = self
+            .request(reqwest::Method::POST, &format!("/users/{id}/logout"))
+            .send()
+            .await
+            .expect("logout user");
+        assert!(r.status().is_success(), "logout user: {}", r.status());
+    }
+
+    /// Refresh-token rotation (a refresh token works once) and stored refresh events.
+    pub async fn enable_rotation_and_events(&self) {
+        self.update_realm(serde_json::json!({
+            "revokeRefreshToken": true, "refreshTokenMaxReuse": 0, "eventsEnabled": true,
+            "enabledEventTypes": ["LOGIN", "LOGIN_ERROR", "CODE_TO_TOKEN", "REFRESH_TOKEN",
+                                  "REFRESH_TOKEN_ERROR", "LOGOUT"],
+        }))
+        .await;
+    }
+
+    /// Changes realm settings (a partial representation: only the given fields change).
+    pub async fn update_realm(&self, patch: Value) {
+        let r = self
+            .request(reqwest::Method::PUT, "")
+            .json(&patch)
+            .send()
+            .await
+            .expect("update realm");
+        assert!(r.status().is_success(), "update realm: {}", r.status());
+    }
+
+    /// Merges `attributes` into a client's attributes.
+    pub async fn set_client_attributes(&self, uuid: &str, attributes: Value) {
+        let mut rep: Value = self
+            .request(reqwest::Method::GET, &format!("/clients/{uuid}"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        for (k, v) in attributes.as_object().expect("attributes object") {
+            rep["attributes"][k] = v.clone();
+        }
+        let r = self
+            .request(reqwest::Method::PUT, &format!("/clients/{uuid}"))
+            .json(&rep)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "update client: {}", r.status());
+    }
+
+    pub async fn find_users(&self, username: &str) -> Vec<Value> {
+        let v: Value = self
+            .request(reqwest::Method::GET, "/users")
+            .query(&[("username", username), ("exact", "true")])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        v.as_array().cloned().unwrap_or_default()
+    }
+
+    /// Clones the `keygate` client under a new id with access tokens living `lifespan` seconds.
+    pub async fn short_lived_client(&self, lifespan: u32) -> TestClient {
+        let list: Value = self
+            .request(reqwest::Method::GET, "/clients")
+            .query(&[("clientId", "keygate")])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let mut rep = list[0].clone();
+        let client_id = format!(
+            "keygate-t-{}",
+            keygate::util::random_token(6)
+                .to_lowercase()
+                .replace(['-', '_'], "x")
+        );
+        let secret = format!("secret-{client_id}");
+        let obj = rep.as_object_mut().expect("client representation");
+        obj.remove("id");
+        obj.insert("clientId".into(), client_id.clone().into());
+        obj.insert("secret".into(), secret.clone().into());
+        obj.insert("serviceAccountsEnabled".into(), false.into());
+        let attrs = obj
+            .entry("attributes")
+            .or_insert_with(|| serde_json::json!({}));
+        attrs["access.token.lifespan"] = lifespan.to_string().into();
+        if let Some(a) = attrs.as_object_mut() {
+            a.remove("backchannel.logout.url");
+        }
+        if let Some(Value::Array(mappers)) = obj.get_mut("protocolMappers") {
+            for m in mappers.iter_mut() {
+                if let Some(m) = m.as_object_mut() {
+                    m.remove("id");
+                }
+            }
+        }
+        let r = self
+            .request(reqwest::Method::POST, "/clients")
+            .json(&rep)
+            .send()
+            .await
+            .expect("create client");
+        let uuid = created_id(r, "client").await;
+        TestClient {
+            client_id,
+            secret,
+            uuid,
+        }
+    }
+
+    /// Keycloak's stored events of `kind` for a client.
+    pub async fn events(&self, kind: &str, client: &str) -> Vec<Value> {
+        let v: Value = self
+            .request(reqwest::Method::GET, "/events")
+            .query(&[("type", kind), ("client", client), ("max", "1000")])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        v.as_array().cloned().unwrap_or_default()
+    }
+}
+
+/// A Keycloak user made for one test, so tests that sign users out of Keycloak or change them do
+/// not disturb each other.
+pub struct TestUser {
+    pub username: String,
+    pub password: String,
+    pub id: String,
+}
+
+impl TestUser {
+    pub fn creds(&self) -> (&str, &str) {
+        (&self.username, &self.password)
+    }
+}
+
+/// A copy of the `keygate` client with its own id and a short access-token lifespan.
+pub struct TestClient {
+    pub client_id: String,
+    pub secret: String,
+    pub uuid: String,
+}
+
+/// A unique lowercase name for things a test creates.
+pub fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}-{}",
+        keygate::util::random_token(6)
+            .to_lowercase()
+            .replace(['-', '_'], "x")
+    )
+}
+
+/// The id at the end of a 201's Location header (Keycloak's admin API).
+pub async fn created_id(r: reqwest::Response, what: &str) -> String {
+    if r.status() != 201 {
+        panic!(
+            "create {what}: {} {}",
+            r.status(),
+            r.text().await.unwrap_or_default()
+        );
+    }
+    location(&r).rsplit('/').next().expect("id").to_string()
+}

@@ -1,0 +1,168 @@
+//! Refresh: short-lived access tokens refreshed once for many concurrent requests under
+//! refresh-token rotation, by one instance or two sharing a database (the leased refresh), and a
+//! session that Keycloak ended.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::helpers::*;
+
+#[actix_web::test]
+async fn expired_tokens_are_refreshed_once_for_ten_concurrent_requests() {
+    let admin = RealmAdmin::connect().await;
+    // Refresh-token rotation: a refresh token works once, so a second refresh would fail.
+    admin.enable_rotation_and_events().await;
+    let client = admin.short_lived_client(10).await;
+    let user = admin.create_user("refresh").await;
+    let app = spawn_app_with(client_options(&client)).await;
+    app.login(user.creds(), "/").await;
+    let first = json(post_token(&app).await).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    tokio::time::sleep(Duration::from_secs(11)).await;
+    assert_eq!(
+        bearer_me(&app, &first).await.status(),
+        401,
+        "first token expired"
+    );
+    // The expired TOKEN cookie falls back to the session for API calls.
+    assert_eq!(app.me().await.status(), 200);
+
+    let requests = (0..10).map(|_| post_token(&app));
+    let answers = futures_util::future::join_all(requests).await;
+    let mut tokens = vec![];
+    for r in answers {
+        assert_eq!(r.status(), 200);
+        tokens.push(json(r).await["access_token"].as_str().unwrap().to_string());
+    }
+    assert!(
+        tokens.iter().all(|t| *t == tokens[0]),
+        "one refresh, one new token"
+    );
+    assert_ne!(tokens[0], first);
+    assert_eq!(app.app_state.refresh_count(), 1);
+    assert_eq!(bearer_me(&app, &tokens[0]).await.status(), 200);
+    let events = admin.events("REFRESH_TOKEN", &client.client_id).await;
+    assert_eq!(
+        events.len(),
+        1,
+        "Keycloak saw exactly one refresh: {events:?}"
+    );
+    let errors = admin.events("REFRESH_TOKEN_ERROR", &client.client_id).await;
+    assert!(errors.is_empty(), "no refresh was refused: {errors:?}");
+
+    // The rotated refresh token was kept: the next expiry refreshes again.
+    tokio::time::sleep(Duration::from_secs(11)).await;
+    let third = json(post_token(&app).await).await;
+    let third = third["access_token"].as_str().expect("refreshed again");
+    assert_ne!(third, tokens[0]);
+    assert_eq!(
+        admin.events("REFRESH_TOKEN", &client.client_id).await.len(),
+        2
+    );
+    let refreshes = audit_kinds(&app)
+        .into_iter()
+        .filter(|(k, _, _)| k == "token_refresh")
+        .count();
+    assert_eq!(refreshes, 2, "each refresh is in the audit log");
+}
+
+#[actix_web::test]
+async fn a_session_ended_in_keycloak_answers_auth_redirect_and_is_deleted() {
+    let admin = RealmAdmin::connect().await;
+    let client = admin.short_lived_client(5).await;
+    let user = admin.create_user("ended").await;
+    let app = spawn_app_with(client_options(&client)).await;
+    app.login(user.creds(), "/").await;
+    assert_eq!(post_token(&app).await.status(), 200);
+    assert_eq!(app.session_count(), 1);
+
+    admin.logout_user(&user.id).await;
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let r = post_token(&app).await;
+    assert_eq!(r.status(), 401);
+    let body = json(r).await;
+    assert_eq!(body["error"]["code"], "auth_redirect");
+    assert!(body["error"]["details"]
+        .as_str()
+        .unwrap()
+        .starts_with(&format!("{}/login/keycloak?next=", app.address)));
+    assert_eq!(app.session_count(), 0, "the local session row is gone");
+    assert_audited(&app, "refresh_failed");
+}
+
+#[actix_web::test]
+async fn two_instances_sharing_a_database_refresh_a_session_once() {
+    let admin = RealmAdmin::connect().await;
+    admin.enable_rotation_and_events().await;
+    let client = admin.short_lived_client(10).await;
+    let user = admin.create_user("twoinstances").await;
+    let secret = keygate::util::random_token(64);
+    let mut first_options = client_options(&client);
+    first_options
+        .extra
+        .push(("KEYGATE_SESSION_SECRET", secret.clone()));
+    let first = spawn_app_with(first_options).await;
+    let mut second_options = client_options(&client);
+    second_options.extra.extend([
+        ("KEYGATE_SESSION_SECRET", secret),
+        (
+            "KEYGATE_DATABASE_URL",
+            first.app_state.settings.database_url.clone(),
+        ),
+    ]);
+    let second = spawn_app_with(second_options).await;
+
+    first.login(user.creds(), "/").await;
+    // Cookies are per host, not per port: the browser's session reaches both instances.
+    assert_eq!(
+        second
+            .client
+            .get(second.url("/api/me"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    let me = first
+        .client
+        .get(second.url("/api/me"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status(), 200, "the second instance knows the session");
+
+    tokio::time::sleep(Duration::from_secs(11)).await;
+    let requests = (0..10).map(|i| {
+        let target = if i % 2 == 0 { &first } else { &second };
+        first
+            .client
+            .post(target.url("/api/token"))
+            .json(&json!({"process": "login-from-cookie"}))
+            .send()
+    });
+    let mut tokens = vec![];
+    for r in futures_util::future::join_all(requests).await {
+        let r = r.unwrap();
+        assert_eq!(r.status(), 200);
+        tokens.push(json(r).await["access_token"].as_str().unwrap().to_string());
+    }
+    assert!(
+        tokens.iter().all(|t| *t == tokens[0]),
+        "one refresh for both instances"
+    );
+    let refreshes = first.app_state.refresh_count() + second.app_state.refresh_count();
+    assert_eq!(refreshes, 1);
+    assert_eq!(
+        admin.events("REFRESH_TOKEN", &client.client_id).await.len(),
+        1
+    );
+    assert!(admin
+        .events("REFRESH_TOKEN_ERROR", &client.client_id)
+        .await
+        .is_empty());
+}
