@@ -1,7 +1,7 @@
 //! The login page and the OpenID Connect authorization-code flow; [`LoginError`], the pages of a
 //! sign-in that did not complete (shared with the password form).
 
-use actix_web::http::{header, StatusCode};
+use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse, ResponseError};
 use askama::Template;
 use serde::Deserialize;
@@ -13,7 +13,8 @@ use crate::session::{PendingLogin, TypedSession};
 use crate::util::clip;
 use crate::web::auth::{AuthSource, Authenticated};
 use crate::web::response::{
-    error_page, keycloak_login_path, page, see_other, unavailable_page, unexpected_page, NO_STORE,
+    error_page, keycloak_login_path, page, see_other, unavailable_page, unexpected_page,
+    with_cookie,
 };
 use crate::web::signin::{complete_sign_in, SignInError, SignedIn};
 use crate::web::AppState;
@@ -294,9 +295,5 @@ pub(crate) async fn callback(
 
 /// After a sign-in: on to `next`, with the TOKEN cookie.
 pub(super) fn to_next(next: &NextUrl, signed_in: SignedIn) -> HttpResponse {
-    HttpResponse::SeeOther()
-        .insert_header((header::LOCATION, next.as_str()))
-        .insert_header(NO_STORE)
-        .cookie(signed_in.token_cookie)
-        .finish()
+    with_cookie(see_other(next.as_str()), &signed_in.token_cookie)
 }

@@ -9,7 +9,7 @@ use crate::domain::audit::{Audit, AuditContext, AuditKind};
 use crate::idp::{unverified, GrantError};
 use crate::session::TypedSession;
 use crate::web::cookies::removal_cookie;
-use crate::web::response::{page, see_other, with_csrf};
+use crate::web::response::{page, see_other, with_cookie, with_csrf};
 use crate::web::AppState;
 
 #[derive(Template)]
@@ -82,9 +82,8 @@ pub(crate) async fn logout(
         None
     };
     let target = end_session.unwrap_or(home);
-    let mut response = see_other(target.as_str());
-    if let Err(e) = response.add_cookie(&removal_cookie(state.secure_cookies)) {
-        log::error!("could not remove the TOKEN cookie: {e}");
-    }
-    response
+    with_cookie(
+        see_other(target.as_str()),
+        &removal_cookie(state.secure_cookies),
+    )
 }

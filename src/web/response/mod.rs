@@ -5,6 +5,7 @@ mod errors;
 mod pagination;
 mod urls;
 
+use actix_web::cookie::Cookie;
 use actix_web::http::{header, StatusCode};
 use actix_web::HttpResponse;
 use askama::Template;
@@ -44,6 +45,15 @@ pub(crate) fn see_other(location: &str) -> HttpResponse {
         .insert_header((header::LOCATION, location))
         .insert_header(NO_STORE)
         .finish()
+}
+
+/// `response` with `cookie` set. A cookie that cannot be encoded as a header is logged and left
+/// out: the answer itself still goes out.
+pub(crate) fn with_cookie(mut response: HttpResponse, cookie: &Cookie<'_>) -> HttpResponse {
+    if let Err(e) = response.add_cookie(cookie) {
+        log::error!("could not set the {} cookie: {e}", cookie.name());
+    }
+    response
 }
 
 /// Renders what `render` makes of this session's CSRF token, or the 500 page when the session
