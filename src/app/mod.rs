@@ -11,7 +11,7 @@ use actix_session::SessionMiddleware;
 use actix_web::cookie::{Key, SameSite};
 use actix_web::dev::Server;
 use actix_web::dev::Service;
-use actix_web::middleware::{DefaultHeaders, ErrorHandlers, Logger};
+use actix_web::middleware::{from_fn, DefaultHeaders, ErrorHandlers, Logger};
 use actix_web::{web, App, HttpServer};
 use anyhow::Context;
 use url::Url;
@@ -24,7 +24,7 @@ use crate::session::{spawn_purger, DbSessionStore, Refresher};
 use crate::settings::{is_loopback, Settings};
 use crate::store;
 use crate::web::response::{render_bare_errors, store_failure};
-use crate::web::AppState;
+use crate::web::{carry_cookies, AppState};
 
 /// A running keygate: its port and the server to await.
 pub struct Application {
@@ -91,6 +91,8 @@ impl Application {
                     }
                     Either::Right(srv.call(req))
                 })
+                // Cookies the extractor decided on (a refreshed TOKEN) reach every response.
+                .wrap(from_fn(carry_cookies))
                 .wrap(sessions)
                 .wrap(ErrorHandlers::new().default_handler(render_bare_errors))
                 .wrap(headers)

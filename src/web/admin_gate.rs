@@ -9,8 +9,9 @@ use actix_web::{web, FromRequest, HttpMessage, HttpRequest, HttpResponse, Respon
 use futures_util::future::LocalBoxFuture;
 
 use super::auth::{authenticate, AuthError, Authenticated};
-use super::response::error_page_with_retry;
+use super::response::{error_page_with_retry, unavailable_page};
 use super::AppState;
+use crate::idp::Unavailable;
 
 /// An authenticated user with the admin role: what the admin pages' handlers take.
 #[derive(Clone)]
@@ -20,6 +21,8 @@ pub(crate) struct Admin(pub Authenticated);
 #[derive(Debug)]
 pub(crate) enum AdminRejection {
     Auth(AuthError),
+    /// The session's token expired and Keycloak cannot be reached: no role can be trusted.
+    RolesUnavailable(Unavailable),
     NotAdmin,
 }
 
@@ -27,6 +30,7 @@ impl std::fmt::Display for AdminRejection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             AdminRejection::Auth(e) => write!(f, "{e}"),
+            AdminRejection::RolesUnavailable(u) => write!(f, "{u}"),
             AdminRejection::NotAdmin => f.write_str("not an admin"),
         }
     }
@@ -36,6 +40,7 @@ impl ResponseError for AdminRejection {
     fn status_code(&self) -> StatusCode {
         match self {
             AdminRejection::Auth(e) => e.status_code(),
+            AdminRejection::RolesUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             AdminRejection::NotAdmin => StatusCode::FORBIDDEN,
         }
     }
@@ -43,6 +48,7 @@ impl ResponseError for AdminRejection {
     fn error_response(&self) -> HttpResponse {
         match self {
             AdminRejection::Auth(e) => e.error_response(),
+            AdminRejection::RolesUnavailable(u) => unavailable_page(u),
             AdminRejection::NotAdmin => error_page_with_retry(
                 StatusCode::FORBIDDEN,
                 "Administrators only",
@@ -56,6 +62,9 @@ impl ResponseError for AdminRejection {
 
 async fn check_admin(req: &HttpRequest) -> Result<Admin, AdminRejection> {
     let auth = authenticate(req).await.map_err(AdminRejection::Auth)?;
+    if let Some(u) = &auth.roles_unavailable {
+        return Err(AdminRejection::RolesUnavailable(u.clone()));
+    }
     let allowed = req
         .app_data::<web::Data<AppState>>()
         .is_some_and(|s| s.is_admin(&auth));

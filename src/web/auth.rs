@@ -11,7 +11,8 @@ use actix_web::{dev::Payload, web, FromRequest, HttpRequest, HttpResponse, Respo
 use futures_util::future::LocalBoxFuture;
 use serde_json::Value;
 
-use super::cookies::TOKEN_COOKIE;
+use super::client::audit_context;
+use super::cookies::{removal_cookie, set_on_response, token_cookie, TOKEN_COOKIE};
 use super::response::{
     error_page, is_api, login_path, see_other, unavailable_page, unexpected_page, ApiError,
 };
@@ -20,7 +21,8 @@ use crate::domain::next_url::NextUrl;
 use crate::domain::provisioning::provision;
 use crate::domain::user_cache::UserSnapshot;
 use crate::idp::{unverified, AccessClaims, TokenError, Unavailable};
-use crate::session::TypedSession;
+use crate::session::refresh::{fresh_enough, is_fresh};
+use crate::session::{AuthSession, RefreshError, TypedSession};
 use crate::store::social_accounts::KEYCLOAK;
 use crate::store::{self, DbError, SocialAccount, User};
 
@@ -40,6 +42,9 @@ pub(crate) struct Authenticated {
     pub source: AuthSource,
     /// The access token's claims (roles live here), when one is at hand.
     pub claims: Option<Arc<Value>>,
+    /// Set when the session's access token has expired and Keycloak could not be asked for a
+    /// new one: the user is known, but no role is, so role-gated routes answer 503.
+    pub roles_unavailable: Option<Unavailable>,
 }
 
 impl Authenticated {
@@ -61,6 +66,8 @@ impl Authenticated {
 #[derive(Debug)]
 enum Failure {
     Missing,
+    /// Keycloak refused to refresh the session (signed out, disabled, session over there).
+    Ended(String),
     Invalid(TokenError),
     Inactive,
     Unavailable(Unavailable),
@@ -93,6 +100,10 @@ impl AuthError {
                 login_url: self.login_url.clone(),
                 reason: e.to_string(),
             },
+            Failure::Ended(why) => ApiError::AuthRedirect {
+                login_url: self.login_url.clone(),
+                reason: format!("the session ended: {why}"),
+            },
             Failure::Inactive => ApiError::Forbidden("This account is deactivated.".into()),
             Failure::Unavailable(why) => ApiError::Unavailable(why.clone()),
             Failure::Internal(e) => ApiError::Unexpected(anyhow::anyhow!("{e:#}")),
@@ -110,7 +121,9 @@ impl ResponseError for AuthError {
             return self.as_api().error_response();
         }
         match &self.failure {
-            Failure::Missing | Failure::Invalid(_) => see_other(&login_path(&self.next)),
+            Failure::Missing | Failure::Ended(_) | Failure::Invalid(_) => {
+                see_other(&login_path(&self.next))
+            }
             Failure::Inactive => error_page(
                 StatusCode::FORBIDDEN,
                 "Account deactivated",
@@ -205,6 +218,9 @@ pub(super) async fn authenticate(req: &HttpRequest) -> Result<Authenticated, Aut
     };
     if let Some(cookie) = req.cookie(TOKEN_COOKIE) {
         match validate(&state, cookie.value()).await {
+            // keygate's own token counts as expired at its `exp` (no leeway), and one about to
+            // expire is refreshed below rather than used.
+            Ok(claims) if !live(&claims) => log::debug!("TOKEN cookie expires: refreshing"),
             Ok(claims) => {
                 let snapshot = user_for_claims(&state, &claims.sub, claims.claims.clone())
                     .await
@@ -232,10 +248,81 @@ pub(super) async fn authenticate(req: &HttpRequest) -> Result<Authenticated, Aut
         .await
         .map_err(|e| fail(Failure::Internal(e.into())))?
         .ok_or_else(|| fail(Failure::Missing))?;
-    // The session's access token came straight from Keycloak's token endpoint: its claims are
-    // trusted for roles without re-verifying.
-    let claims = unverified::claims(&auth.tokens.access_token).map(Arc::new);
-    finish(Arc::new(user), AuthSource::Session, claims).map_err(&fail)
+    let mut found = finish(Arc::new(user), AuthSource::Session, None).map_err(&fail)?;
+    match session_token(&state, req, &session, auth)
+        .await
+        .map_err(&fail)?
+    {
+        Ok(claims) => found.claims = claims,
+        Err(unavailable) => found.roles_unavailable = Some(unavailable),
+    }
+    Ok(found)
+}
+
+/// True while a validated TOKEN cookie may be used as it is: not expired and not inside the
+/// freshness margin that [`session_token`] refreshes at.
+fn live(claims: &AccessClaims) -> bool {
+    let iat = claims
+        .claims
+        .get("iat")
+        .and_then(Value::as_i64)
+        .unwrap_or(0);
+    fresh_enough(iat, claims.exp)
+}
+
+/// The claims of the session's access token, refreshed at Keycloak (under the lease) first when
+/// it has expired or is about to: Keycloak's answer to the refresh is how keygate learns that a
+/// user was disabled, lost a role or was signed out there. The token came straight from
+/// Keycloak's token endpoint, so its claims are used without verifying it again.
+///
+/// `Ok(Err(_))` when Keycloak cannot be reached: the caller knows the user but no role.
+async fn session_token(
+    state: &AppState,
+    req: &HttpRequest,
+    session: &TypedSession,
+    auth: AuthSession,
+) -> Result<Result<Option<Arc<Value>>, Unavailable>, Failure> {
+    let auth = if is_fresh(&auth) {
+        auth
+    } else {
+        match state
+            .refresher
+            .fresh_tokens(&auth, false, &audit_context(req))
+            .await
+        {
+            Ok(fresh) => {
+                let cookie = token_cookie(
+                    state.secure_cookies,
+                    &fresh.tokens.access_token,
+                    fresh.user_id,
+                );
+                set_on_response(req, cookie);
+                fresh
+            }
+            Err(RefreshError::Ended(why)) => return Err(end(state, req, session, why)),
+            Err(RefreshError::Gone) => {
+                return Err(end(state, req, session, "the session was ended".into()))
+            }
+            Err(RefreshError::Unavailable(u)) => {
+                log::warn!("cannot refresh the session of user {}: {u}", auth.user_id);
+                return Ok(Err(u));
+            }
+            Err(RefreshError::Db(e)) => return Err(Failure::Internal(e.into())),
+            Err(RefreshError::Unexpected(e)) => return Err(Failure::Internal(e)),
+        }
+    };
+    Ok(Ok(
+        unverified::claims(&auth.tokens.access_token).map(Arc::new)
+    ))
+}
+
+/// The session is over at Keycloak: sign the browser out here too (the refresher already
+/// deleted the row and wrote the audit event).
+fn end(state: &AppState, req: &HttpRequest, session: &TypedSession, why: String) -> Failure {
+    log::info!("session ended at refresh: {why}");
+    session.sign_out();
+    set_on_response(req, removal_cookie(state.secure_cookies));
+    Failure::Ended(why)
 }
 
 fn finish(
@@ -252,6 +339,7 @@ fn finish(
         accounts: None,
         source,
         claims,
+        roles_unavailable: None,
     })
 }
 
@@ -328,6 +416,7 @@ mod tests {
             accounts: None,
             source: AuthSource::Bearer,
             claims: Some(Arc::new(claims)),
+            roles_unavailable: None,
         }
     }
 

@@ -1,6 +1,10 @@
 //! The TOKEN cookie, which carries the access token for the UI (seed 000).
 
+use actix_web::body::MessageBody;
 use actix_web::cookie::{Cookie, SameSite};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::middleware::Next;
+use actix_web::{HttpMessage, HttpRequest};
 
 /// Name of the cookie that carries the access token for the UI.
 pub(crate) const TOKEN_COOKIE: &str = "TOKEN";
@@ -38,4 +42,38 @@ fn base(secure: bool, value: String) -> Cookie<'static> {
         .same_site(SameSite::Lax)
         .secure(secure)
         .finish()
+}
+
+/// Cookies an extractor decided on (a refreshed TOKEN, or its removal), waiting for the response.
+#[derive(Default)]
+struct PendingCookies(Vec<Cookie<'static>>);
+
+/// Sets `cookie` on this request's response, whichever handler answers it.
+pub(crate) fn set_on_response(req: &HttpRequest, cookie: Cookie<'static>) {
+    let mut extensions = req.extensions_mut();
+    match extensions.get_mut::<PendingCookies>() {
+        Some(pending) => pending.0.push(cookie),
+        None => {
+            extensions.insert(PendingCookies(vec![cookie]));
+        }
+    }
+}
+
+/// The middleware that adds what [`set_on_response`] left, unless the handler set a cookie of
+/// the same name itself (its word is newer).
+pub(crate) async fn carry_cookies(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let mut res = next.call(req).await?;
+    let pending = res.request().extensions_mut().remove::<PendingCookies>();
+    for cookie in pending.map(|p| p.0).unwrap_or_default() {
+        if res.response().cookies().any(|c| c.name() == cookie.name()) {
+            continue;
+        }
+        if let Err(e) = res.response_mut().add_cookie(&cookie) {
+            log::error!("could not set the {} cookie: {e}", cookie.name());
+        }
+    }
+    Ok(res)
 }

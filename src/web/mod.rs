@@ -15,5 +15,6 @@ mod routes;
 mod signin;
 mod state;
 
+pub(crate) use cookies::carry_cookies;
 pub(crate) use routes::configure;
 pub use state::AppState;

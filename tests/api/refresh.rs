@@ -1,6 +1,7 @@
 //! Refresh: short-lived access tokens refreshed once for many concurrent requests under
-//! refresh-token rotation, by one instance or two sharing a database (the leased refresh), and a
-//! session that Keycloak ended.
+//! refresh-token rotation, by one instance or two sharing a database (the leased refresh), a
+//! session that Keycloak ended, and what every page learns from the refresh once a session's
+//! token expired (a role removed, a user disabled in Keycloak).
 
 use std::time::Duration;
 
@@ -165,4 +166,111 @@ async fn two_instances_sharing_a_database_refresh_a_session_once() {
         .events("REFRESH_TOKEN_ERROR", &client.client_id)
         .await
         .is_empty());
+}
+
+#[actix_web::test]
+async fn a_role_removed_in_keycloak_is_gone_once_the_token_expires() {
+    let admin = RealmAdmin::connect().await;
+    let client = admin.short_lived_client(5).await;
+    let user = admin.create_user("demoted").await;
+    admin.set_realm_role(&user.id, "keygate-admin", true).await;
+    let app = spawn_app_with(client_options(&client)).await;
+    app.login(user.creds(), "/").await;
+    assert_eq!(app.get("/admin").await.status(), 200, "an admin at sign-in");
+
+    admin.set_realm_role(&user.id, "keygate-admin", false).await;
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let r = app.get("/admin").await;
+    assert_eq!(r.status(), 403, "the role of sign-in time is not kept");
+    assert!(
+        r.headers()
+            .get_all("set-cookie")
+            .iter()
+            .any(|c| c.to_str().unwrap_or("").starts_with("TOKEN=ey")),
+        "the refreshed token comes along as the TOKEN cookie"
+    );
+    assert_eq!(app.app_state.refresh_count(), 1);
+    assert_eq!(app.get("/").await.status(), 200, "plain pages still work");
+}
+
+#[actix_web::test]
+async fn a_user_disabled_in_keycloak_is_signed_out_at_the_next_page_after_expiry() {
+    let admin = RealmAdmin::connect().await;
+    let client = admin.short_lived_client(5).await;
+    let user = admin.create_user("disabled").await;
+    let app = spawn_app_with(client_options(&client)).await;
+    app.login(user.creds(), "/").await;
+    assert_eq!(app.get("/token").await.status(), 200);
+    assert_eq!(app.session_count(), 1);
+
+    admin.set_enabled(&user.id, false).await;
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let r = app.get("/token").await;
+    assert_eq!(r.status(), 303, "signed out, not served");
+    assert_eq!(location(&r), "/login?next=%2Ftoken");
+    assert_eq!(app.me().await.status(), 401);
+    assert_eq!(app.session_count(), 0, "the session row is gone");
+    assert_audited(&app, "refresh_failed");
+}
+
+#[actix_web::test]
+async fn ten_concurrent_pages_of_a_session_whose_token_expired_refresh_once() {
+    let admin = RealmAdmin::connect().await;
+    admin.enable_rotation_and_events().await;
+    let client = admin.short_lived_client(5).await;
+    let user = admin.create_user("pages").await;
+    let app = spawn_app_with(client_options(&client)).await;
+    app.login(user.creds(), "/").await;
+
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let pages = (0..10).map(|_| app.get("/token"));
+    for r in futures_util::future::join_all(pages).await {
+        assert_eq!(r.status(), 200, "every page is answered");
+    }
+    assert_eq!(app.app_state.refresh_count(), 1);
+    assert_eq!(
+        admin.events("REFRESH_TOKEN", &client.client_id).await.len(),
+        1,
+        "Keycloak saw one refresh"
+    );
+    assert!(admin
+        .events("REFRESH_TOKEN_ERROR", &client.client_id)
+        .await
+        .is_empty());
+}
+
+#[actix_web::test]
+async fn with_keycloak_down_an_expired_session_keeps_its_user_but_no_role() {
+    let admin = RealmAdmin::connect().await;
+    let client = admin.short_lived_client(5).await;
+    let user = admin.create_user("offline").await;
+    admin.set_realm_role(&user.id, "keygate-admin", true).await;
+    let mut proxy = FaultProxy::start().await;
+    let app = spawn_app_with(AppOptions {
+        issuer: proxy.issuer(),
+        ..client_options(&client)
+    })
+    .await;
+    app.login(user.creds(), "/").await;
+    assert_eq!(app.get("/admin").await.status(), 200);
+
+    proxy.cut();
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let r = app.get("/admin").await;
+    assert_eq!(r.status(), 503, "no role from an expired token");
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("Identity provider unreachable"));
+    assert_eq!(app.get("/token").await.status(), 200, "plain pages work");
+    assert_eq!(app.me().await.status(), 200, "the user is still known");
+    assert_eq!(app.session_count(), 1, "nothing was signed out");
+
+    proxy.restore().await;
+    assert_eq!(
+        app.get("/admin").await.status(),
+        200,
+        "back once Keycloak is"
+    );
 }

@@ -118,6 +118,41 @@ impl RealmAdmin {
         assert!(r.status().is_success(), "logout user: {}", r.status());
     }
 
+    /// Gives user `id` the realm role `role`, or takes it away.
+    pub async fn set_realm_role(&self, id: &str, role: &str, granted: bool) {
+        let rep: Value = self
+            .request(reqwest::Method::GET, &format!("/roles/{role}"))
+            .send()
+            .await
+            .expect("read role")
+            .json()
+            .await
+            .expect("role JSON");
+        let method = if granted {
+            reqwest::Method::POST
+        } else {
+            reqwest::Method::DELETE
+        };
+        let r = self
+            .request(method, &format!("/users/{id}/role-mappings/realm"))
+            .json(&serde_json::json!([rep]))
+            .send()
+            .await
+            .expect("role mapping");
+        assert!(r.status().is_success(), "role mapping: {}", r.status());
+    }
+
+    /// Enables or disables user `id` in Keycloak (which sends no back-channel logout for it).
+    pub async fn set_enabled(&self, id: &str, enabled: bool) {
+        let r = self
+            .request(reqwest::Method::PUT, &format!("/users/{id}"))
+            .json(&serde_json::json!({"enabled": enabled}))
+            .send()
+            .await
+            .expect("update user");
+        assert!(r.status().is_success(), "update user: {}", r.status());
+    }
+
     /// Refresh-token rotation (a refresh token works once) and stored refresh events.
     pub async fn enable_rotation_and_events(&self) {
         self.update_realm(serde_json::json!({
