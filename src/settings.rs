@@ -76,8 +76,12 @@ pub struct Settings {
     pub accept_azp: bool,
     /// Clock skew tolerated on `exp`/`nbf`/`iat` (`KEYGATE_LEEWAY_SECONDS`).
     pub leeway: Duration,
-    /// How long a browser session lives without activity (`KEYGATE_SESSION_TTL_SECONDS`).
-    pub session_ttl: Duration,
+    /// How long a signed-in session lives without an authenticated request
+    /// (`KEYGATE_SESSION_IDLE_SECONDS`, Keycloak's SSO Session Idle default).
+    pub session_idle: Duration,
+    /// How long a signed-in session lives at most, counted from sign-in
+    /// (`KEYGATE_SESSION_MAX_SECONDS`, Keycloak's SSO Session Max default).
+    pub session_max: Duration,
     pub password_login: bool,
     pub registration: bool,
     pub link_policy: LinkPolicy,
@@ -149,6 +153,14 @@ impl Settings {
                 )
             })?;
 
+        if get("KEYGATE_SESSION_TTL_SECONDS").is_some() {
+            return Err(bad(
+                "KEYGATE_SESSION_TTL_SECONDS",
+                "no longer used: set KEYGATE_SESSION_IDLE_SECONDS (default 1800) and \
+                 KEYGATE_SESSION_MAX_SECONDS (default 36000)",
+            ));
+        }
+
         let ui_url = get("KEYGATE_UI_URL").unwrap_or_else(|| "/token".into());
         if !(ui_url.starts_with('/') && !ui_url.starts_with("//")) {
             return Err(bad(
@@ -181,10 +193,15 @@ impl Settings {
             ui_url,
             accept_azp: parse_bool(&get, "KEYGATE_ACCEPT_AZP", false)?,
             leeway: Duration::from_secs(parse_num(&get, "KEYGATE_LEEWAY_SECONDS", 30)?),
-            session_ttl: Duration::from_secs(parse_num(
+            session_idle: Duration::from_secs(parse_num(
                 &get,
-                "KEYGATE_SESSION_TTL_SECONDS",
-                12 * 3600,
+                "KEYGATE_SESSION_IDLE_SECONDS",
+                1800,
+            )?),
+            session_max: Duration::from_secs(parse_num(
+                &get,
+                "KEYGATE_SESSION_MAX_SECONDS",
+                36000,
             )?),
             password_login: parse_bool(&get, "KEYGATE_PASSWORD_LOGIN", false)?,
             registration: parse_bool(&get, "KEYGATE_REGISTRATION", true)?,
@@ -328,6 +345,7 @@ mod tests {
             ("KEYGATE_LEEWAY_SECONDS", "-1"),
             ("KEYGATE_UI_URL", "https://evil.example/"),
             ("KEYGATE_LINK_BY_EMAIL", "always"),
+            ("KEYGATE_SESSION_TTL_SECONDS", "3600"),
         ] {
             let mut pairs = REQUIRED.to_vec();
             pairs.push((name, value));

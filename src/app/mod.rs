@@ -20,7 +20,7 @@ use crate::domain::rate_limit::FailureLimiter;
 use crate::domain::user_cache::UserCache;
 use crate::idp::{self, AccessTokens, Discovery, Grants, Jwks, KeycloakAdmin, LogoutTokens};
 use crate::session::store::load_failed;
-use crate::session::{spawn_purger, DbSessionStore, Refresher};
+use crate::session::{spawn_purger, DbSessionStore, Refresher, SessionLimits};
 use crate::settings::{is_loopback, Settings};
 use crate::store;
 use crate::web::response::{render_bare_errors, store_failure};
@@ -58,7 +58,7 @@ impl Application {
         let server_state = state.clone();
         let server = HttpServer::new(move || {
             let sessions = SessionMiddleware::builder(
-                DbSessionStore::new(server_state.pool.clone()),
+                DbSessionStore::new(server_state.pool.clone(), server_state.session_limits),
                 key.clone(),
             )
             .cookie_name("keygate_session".into())
@@ -67,9 +67,7 @@ impl Application {
             .cookie_secure(server_state.secure_cookies)
             .cookie_content_security(CookieContentSecurity::Private)
             .session_lifecycle(BrowserSession::default().state_ttl(
-                actix_web::cookie::time::Duration::seconds(
-                    server_state.settings.session_ttl.as_secs() as i64,
-                ),
+                actix_web::cookie::time::Duration::seconds(server_state.session_limits.max),
             ))
             .build();
             let mut headers = DefaultHeaders::new()
@@ -141,6 +139,10 @@ fn state(settings: Settings, public_url: Url, pool: store::Pool) -> anyhow::Resu
         logout_tokens: LogoutTokens::new(&settings, jwks),
         admin: KeycloakAdmin::new(settings.issuer(), discovery),
         refresher: Refresher::new(pool.clone(), grants.clone()),
+        session_limits: SessionLimits {
+            idle: settings.session_idle.as_secs() as i64,
+            max: settings.session_max.as_secs() as i64,
+        },
         grants,
         users: UserCache::default(),
         login_failures: FailureLimiter::new(5, std::time::Duration::from_secs(60)),

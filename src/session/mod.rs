@@ -6,7 +6,6 @@
 //! keys: they call [`TypedSession`], which keeps serialized values for the pending logins, the
 //! signed-in state and the CSRF token.
 
-use std::collections::HashMap;
 use std::future::{ready, Ready};
 
 use actix_session::{Session, SessionExt};
@@ -17,15 +16,17 @@ use crate::domain::next_url::NextUrl;
 use crate::idp::{AuthRequest, TokenSet};
 use crate::util::now;
 
+mod format;
 pub(crate) mod refresh;
 pub(crate) mod store;
+
+pub use format::auth_from_state;
+pub(crate) use format::{keep_newer_tokens, state_with_auth, SessionIndex};
 
 pub(crate) use refresh::{RefreshError, Refresher};
 pub(crate) use store::{spawn_purger, DbSessionStore};
 
-const PENDING_KEY: &str = "pending_login";
-const AUTH_KEY: &str = "auth";
-const CSRF_KEY: &str = "csrf";
+use format::{AUTH_KEY, CSRF_KEY, PENDING_KEY};
 
 /// How many login attempts may be in flight at once (one per open tab, roughly).
 const MAX_PENDING: usize = 5;
@@ -94,6 +95,52 @@ pub struct AuthSession {
     /// Keycloak's session id (`sid`), for back-channel logout.
     pub kc_sid: Option<String>,
     pub tokens: Tokens,
+    /// When the browser signed in (Unix seconds): the absolute limit counts from here and is
+    /// never extended. 0 in sessions from before it was kept, which therefore end.
+    #[serde(default)]
+    pub signed_in_at: i64,
+    /// The last authenticated request, written at most every [`SessionLimits::touch_every`].
+    #[serde(default)]
+    pub last_seen_at: i64,
+    /// Keycloak's subject, so that a logout of the subject reaches this session.
+    #[serde(default)]
+    pub sub: Option<String>,
+    /// The client at sign-in, for the user's list of their sessions.
+    #[serde(default)]
+    pub ip: Option<String>,
+    #[serde(default)]
+    pub user_agent: Option<String>,
+}
+
+/// How long sessions live: idle from the last authenticated request, absolute from sign-in, and
+/// ten minutes for a session that never signed in (pending logins, CSRF tokens of anonymous
+/// forms). State writes never extend any of them.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct SessionLimits {
+    pub idle: i64,
+    pub max: i64,
+}
+
+impl SessionLimits {
+    /// How long a session without a sign-in lives.
+    pub(crate) const ANONYMOUS_SECS: i64 = 600;
+
+    /// When a session with this sign-in (or none) ends.
+    pub(crate) fn expires_at(&self, auth: Option<&AuthSession>) -> i64 {
+        match auth {
+            Some(a) => a
+                .signed_in_at
+                .saturating_add(self.max)
+                .min(a.last_seen_at.saturating_add(self.idle)),
+            None => now() + Self::ANONYMOUS_SECS,
+        }
+    }
+
+    /// The least time between two writes of `last_seen_at`: a minute, or a quarter of the idle
+    /// limit when that is shorter, so the row is not written on every request.
+    pub(crate) fn touch_every(&self) -> i64 {
+        (self.idle / 4).clamp(1, 60)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -132,11 +179,27 @@ impl TypedSession {
         self.get(AUTH_KEY)
     }
 
-    /// Starts a signed-in session under a fresh key (no session fixation).
+    /// Starts a signed-in session under a fresh key and a fresh CSRF token (no session
+    /// fixation: nothing a planted anonymous session held carries over).
     pub(crate) fn sign_in(&self, auth: &AuthSession) -> Result<(), SessionWriteError> {
         self.remove_if_present(PENDING_KEY);
+        self.remove_if_present(CSRF_KEY);
         self.0.renew();
         self.set(AUTH_KEY, auth)
+    }
+
+    /// Records an authenticated request for the idle limit, at most every
+    /// [`SessionLimits::touch_every`] seconds.
+    pub(crate) fn touch(&self, auth: &AuthSession, limits: &SessionLimits) {
+        let t = now();
+        if t - auth.last_seen_at < limits.touch_every() {
+            return;
+        }
+        let mut seen = auth.clone();
+        seen.last_seen_at = t;
+        if self.set(AUTH_KEY, &seen).is_err() {
+            log::warn!("could not record the last request of user {}", auth.user_id);
+        }
     }
 
     /// Ends the session: its row is deleted and the cookie removed.
@@ -191,117 +254,11 @@ impl TypedSession {
     }
 }
 
-/// The indexed columns of a session row, read from its serialized state by the store.
-pub(crate) struct SessionIndex {
-    pub user_id: Option<i64>,
-    pub kc_sid: Option<String>,
-    pub login_id: Option<String>,
-}
-
-impl SessionIndex {
-    pub(crate) fn of(state: &HashMap<String, String>) -> Self {
-        let auth: Option<AuthSession> = state
-            .get(AUTH_KEY)
-            .and_then(|raw| serde_json::from_str(raw).ok());
-        match auth {
-            Some(a) => SessionIndex {
-                user_id: Some(a.user_id),
-                kc_sid: a.kc_sid,
-                login_id: Some(a.login_id),
-            },
-            None => SessionIndex {
-                user_id: None,
-                kc_sid: None,
-                login_id: None,
-            },
-        }
-    }
-}
-
-/// Reads the auth value out of a raw stored state (used by the refresh lease, which works on the
-/// row directly).
-pub fn auth_from_state(raw_state: &str) -> Option<AuthSession> {
-    let state: HashMap<String, String> = serde_json::from_str(raw_state).ok()?;
-    serde_json::from_str(state.get(AUTH_KEY)?).ok()
-}
-
-/// When the stored row holds the same login with tokens that expire later than the ones about to
-/// be written, keeps the stored tokens (they come from a refresh that ran meanwhile).
-pub(crate) fn keep_newer_tokens(stored_raw: &str, incoming: &mut HashMap<String, String>) {
-    let Some(stored) = auth_from_state(stored_raw) else {
-        return;
-    };
-    let Some(mine) = incoming
-        .get(AUTH_KEY)
-        .and_then(|raw| serde_json::from_str::<AuthSession>(raw).ok())
-    else {
-        return;
-    };
-    if stored.login_id == mine.login_id
-        && stored.tokens.access_expires_at > mine.tokens.access_expires_at
-    {
-        if let Ok(raw) = serde_json::to_string(&stored) {
-            incoming.insert(AUTH_KEY.into(), raw);
-        }
-    }
-}
-
-/// Writes an auth value into a raw stored state, keeping the other entries.
-pub(crate) fn state_with_auth(raw_state: &str, auth: &AuthSession) -> Option<String> {
-    let mut state: HashMap<String, String> = serde_json::from_str(raw_state).ok()?;
-    state.insert(AUTH_KEY.into(), serde_json::to_string(auth).ok()?);
-    serde_json::to_string(&state).ok()
-}
-
 impl FromRequest for TypedSession {
     type Error = actix_web::Error;
     type Future = Ready<Result<Self, Self::Error>>;
 
     fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
         ready(Ok(TypedSession(req.get_session())))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn auth(login_id: &str, expires: i64, token: &str) -> AuthSession {
-        AuthSession {
-            login_id: login_id.into(),
-            user_id: 1,
-            kc_sid: None,
-            tokens: Tokens {
-                access_token: token.into(),
-                access_issued_at: 0,
-                access_expires_at: expires,
-                refresh_token: Some(format!("refresh-{token}")),
-                id_token: None,
-            },
-        }
-    }
-
-    fn state_of(a: &AuthSession) -> HashMap<String, String> {
-        HashMap::from([(AUTH_KEY.to_string(), serde_json::to_string(a).unwrap())])
-    }
-
-    #[test]
-    fn a_stale_write_keeps_the_refreshed_tokens() {
-        let stored = serde_json::to_string(&state_of(&auth("l1", 200, "new"))).unwrap();
-        let mut incoming = state_of(&auth("l1", 100, "old"));
-        keep_newer_tokens(&stored, &mut incoming);
-        let kept: AuthSession = serde_json::from_str(&incoming[AUTH_KEY]).unwrap();
-        assert_eq!(kept.tokens.access_token, "new");
-    }
-
-    #[test]
-    fn a_new_login_or_newer_tokens_win() {
-        let stored = serde_json::to_string(&state_of(&auth("l1", 200, "stored"))).unwrap();
-        let mut other_login = state_of(&auth("l2", 100, "mine"));
-        keep_newer_tokens(&stored, &mut other_login);
-        assert!(other_login[AUTH_KEY].contains("mine"));
-        let mut newer = state_of(&auth("l1", 300, "mine"));
-        keep_newer_tokens(&stored, &mut newer);
-        assert!(newer[AUTH_KEY].contains("mine"));
     }
 }

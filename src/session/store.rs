@@ -7,7 +7,8 @@ use std::collections::HashMap;
 use actix_session::storage::{LoadError, SaveError, SessionKey, SessionStore, UpdateError};
 use actix_web::cookie::time::Duration;
 
-use super::{keep_newer_tokens, SessionIndex, AUTH_KEY};
+use super::format::AUTH_KEY;
+use super::{keep_newer_tokens, SessionIndex, SessionLimits};
 use crate::store::sessions::{self as session_row, SessionRow};
 use crate::store::{self as db, DbError, Pool};
 use crate::util::{now, random_token, sha256_hex};
@@ -24,22 +25,24 @@ pub(crate) fn load_failed(req: &actix_web::dev::ServiceRequest) -> bool {
 #[derive(Clone)]
 pub(crate) struct DbSessionStore {
     pool: Pool,
+    limits: SessionLimits,
 }
 
 impl DbSessionStore {
-    pub(crate) fn new(pool: Pool) -> Self {
-        DbSessionStore { pool }
+    pub(crate) fn new(pool: Pool, limits: SessionLimits) -> Self {
+        DbSessionStore { pool, limits }
     }
 
+    /// Writes a row. Its expiry comes from the sign-in's times in the state (or ten minutes for
+    /// an anonymous session), never from actix-session's TTL: a write must not extend a session.
     async fn write(
         &self,
         key_hash: String,
         mut state: HashMap<String, String>,
-        ttl: &Duration,
         insert: bool,
     ) -> Result<bool, DbError> {
-        let expires_at = now() + ttl.whole_seconds();
-        let index = SessionIndex::of(&state);
+        let index = SessionIndex::of(&state, &self.limits);
+        let expires_at = index.expires_at;
         let matched = db::run(&self.pool, move |conn| {
             if !insert {
                 // A refresh (refresh.rs) may have stored newer tokens in the row while this
@@ -116,10 +119,10 @@ impl SessionStore for DbSessionStore {
     async fn save(
         &self,
         session_state: HashMap<String, String>,
-        ttl: &Duration,
+        _ttl: &Duration,
     ) -> Result<SessionKey, SaveError> {
         let (key, hash) = new_key();
-        match self.write(hash, session_state, ttl, true).await {
+        match self.write(hash, session_state, true).await {
             Ok(_) => Ok(key),
             Err(e) => Err(SaveError::Other(e.into())),
         }
@@ -132,7 +135,7 @@ impl SessionStore for DbSessionStore {
         ttl: &Duration,
     ) -> Result<SessionKey, UpdateError> {
         let hash = sha256_hex(session_key.as_ref());
-        match self.write(hash, session_state.clone(), ttl, false).await {
+        match self.write(hash, session_state.clone(), false).await {
             Ok(true) => Ok(session_key),
             // The row is gone (expired, or ended by a back-channel logout while this request
             // ran): do not resurrect a signed-in state; start over with a fresh key.
@@ -148,13 +151,8 @@ impl SessionStore for DbSessionStore {
         }
     }
 
-    async fn update_ttl(&self, session_key: &SessionKey, ttl: &Duration) -> anyhow::Result<()> {
-        let hash = sha256_hex(session_key.as_ref());
-        let expires_at = now() + ttl.whole_seconds();
-        db::run(&self.pool, move |conn| {
-            Ok(session_row::update_expiry(conn, &hash, expires_at)?)
-        })
-        .await?;
+    /// Never extends a session: its expiry follows from the sign-in's times (see `write`).
+    async fn update_ttl(&self, _session_key: &SessionKey, _ttl: &Duration) -> anyhow::Result<()> {
         Ok(())
     }
 

@@ -47,16 +47,6 @@ pub(crate) fn update(conn: &mut DbConn, row: &SessionRow<'_>) -> QueryResult<usi
         .execute(conn)
 }
 
-pub(crate) fn update_expiry(
-    conn: &mut DbConn,
-    key_hash: &str,
-    expires_at: i64,
-) -> QueryResult<usize> {
-    diesel::update(sessions::table.find(key_hash))
-        .set(sessions::expires_at.eq(expires_at))
-        .execute(conn)
-}
-
 pub(crate) fn delete(conn: &mut DbConn, key_hash: &str) -> QueryResult<usize> {
     diesel::delete(sessions::table.find(key_hash)).execute(conn)
 }

@@ -226,6 +226,7 @@ pub(super) async fn authenticate(req: &HttpRequest) -> Result<Authenticated, Aut
                     .await
                     .map_err(&fail)?;
                 if snapshot.user.id == auth.user_id {
+                    session.touch(&auth, &state.session_limits);
                     return finish(
                         Arc::clone(&snapshot.user),
                         AuthSource::Cookie,
@@ -305,6 +306,7 @@ async fn session_token(
             }
             Err(RefreshError::Unavailable(u)) => {
                 log::warn!("cannot refresh the session of user {}: {u}", auth.user_id);
+                session.touch(&auth, &state.session_limits);
                 return Ok(Err(u));
             }
             Err(RefreshError::Db(e)) => return Err(Failure::Internal(e.into())),

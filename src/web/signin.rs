@@ -10,7 +10,7 @@ use crate::domain::provisioning::{provision, SignInAudit};
 use crate::idp::GrantResult;
 use crate::session::{AuthSession, SessionWriteError, TypedSession};
 use crate::store::{self, DbError, User};
-use crate::util::random_token;
+use crate::util::{now, random_token};
 
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum SignInError {
@@ -42,9 +42,13 @@ pub(crate) async fn complete_sign_in(
         kc_sid,
     } = grant;
     let policy = state.settings.link_policy;
-    let ctx = ctx.clone();
+    let owned_sub = sub.clone();
+    let audit_ctx = ctx.clone();
     let user = store::run(&state.pool, move |conn| {
-        let audit = SignInAudit { ctx: &ctx, method };
+        let audit = SignInAudit {
+            ctx: &audit_ctx,
+            method,
+        };
         provision(conn, &sub, &claims, policy, Some(&audit))
     })
     .await?;
@@ -54,11 +58,17 @@ pub(crate) async fn complete_sign_in(
         return Err(SignInError::Deactivated(user.id));
     }
     let token_cookie = token_cookie(state.secure_cookies, &tokens.access_token, user.id);
+    let t = now();
     session.sign_in(&AuthSession {
         login_id: random_token(16),
         user_id: user.id,
         kc_sid,
         tokens: tokens.into(),
+        signed_in_at: t,
+        last_seen_at: t,
+        sub: Some(owned_sub),
+        ip: ctx.ip.clone(),
+        user_agent: ctx.user_agent.clone(),
     })?;
     Ok(SignedIn { user, token_cookie })
 }

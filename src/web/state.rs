@@ -8,7 +8,7 @@ use crate::domain::next_url::NextUrl;
 use crate::domain::rate_limit::FailureLimiter;
 use crate::domain::user_cache::UserCache;
 use crate::idp::{AccessTokens, Grants, KeycloakAdmin, LogoutTokens};
-use crate::session::Refresher;
+use crate::session::{Refresher, SessionLimits};
 use crate::settings::Settings;
 use crate::store::Pool;
 
@@ -24,6 +24,8 @@ pub struct AppState {
     pub(crate) logout_tokens: LogoutTokens,
     pub(crate) admin: KeycloakAdmin,
     pub(crate) refresher: Refresher,
+    /// Idle and absolute limits of browser sessions.
+    pub(crate) session_limits: SessionLimits,
     /// Users by Keycloak subject, for bearer requests without a database round trip.
     pub(crate) users: UserCache,
     /// Failed password logins per client IP and per username.

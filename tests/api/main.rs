@@ -14,4 +14,5 @@ mod password;
 mod race;
 mod refresh;
 mod registration;
+mod timeouts;
 mod tokens;
