@@ -17,6 +17,7 @@ use anyhow::Context;
 use url::Url;
 
 use crate::domain::rate_limit::FailureLimiter;
+use crate::domain::revocations::{spawn_reloader, Revocations};
 use crate::domain::user_cache::UserCache;
 use crate::idp::{self, AccessTokens, Discovery, Grants, Jwks, KeycloakAdmin, LogoutTokens};
 use crate::session::store::load_failed;
@@ -48,6 +49,7 @@ impl Application {
         let migrate_pool = pool.clone();
         tokio::task::spawn_blocking(move || store::migrate(&migrate_pool)).await??;
         let state = web::Data::new(state(settings, public_url.clone(), pool.clone())?);
+        spawn_reloader(pool.clone(), state.revocations.clone());
         spawn_purger(
             pool.clone(),
             std::time::Duration::from_secs(300),
@@ -133,12 +135,14 @@ fn state(settings: Settings, public_url: Url, pool: store::Pool) -> anyhow::Resu
     let discovery = Arc::new(Discovery::new(&settings, &public_url, idp::http_client()?)?);
     let jwks = Arc::new(Jwks::new(discovery.clone()));
     let grants = Arc::new(Grants::new(discovery.clone(), settings.leeway));
+    let revocations = Arc::new(Revocations::new(settings.session_max));
     Ok(AppState {
         secure_cookies: public_url.scheme() == "https",
         access_tokens: AccessTokens::new(&settings, jwks.clone()),
         logout_tokens: LogoutTokens::new(&settings, jwks),
-        admin: KeycloakAdmin::new(settings.issuer(), discovery),
-        refresher: Refresher::new(pool.clone(), grants.clone()),
+        admin: Arc::new(KeycloakAdmin::new(settings.issuer(), discovery)),
+        refresher: Refresher::new(pool.clone(), grants.clone(), revocations.clone()),
+        revocations,
         session_limits: SessionLimits {
             idle: settings.session_idle.as_secs() as i64,
             max: settings.session_max.as_secs() as i64,

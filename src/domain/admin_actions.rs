@@ -1,7 +1,11 @@
 //! What an administrator can do to a user, each change written with its audit row (naming the
-//! acting admin) in one transaction.
+//! acting admin) in one transaction. Signing a user out and deactivating them both end their
+//! sessions and revoke their Keycloak subjects, so their tokens stop on every instance.
+
+use std::sync::Arc;
 
 use crate::domain::audit::{Audit, AuditContext, AuditKind};
+use crate::domain::revocations::{Revocations, Revoke};
 use crate::store::{self, sessions, DbConn, DbError, Pool, SocialAccount, User};
 
 /// The actions an admin can take on a user.
@@ -41,6 +45,8 @@ pub(crate) struct AdminAction {
     pub actor_id: i64,
     /// The linked account to remove, for [`Action::Unlink`].
     pub account_id: Option<i64>,
+    /// The user's Keycloak subjects, revoked by a sign-out or a deactivation.
+    pub subjects: Vec<String>,
 }
 
 /// The linked accounts of user `id`, or `None` when there is no such user.
@@ -61,11 +67,28 @@ pub(crate) async fn accounts_of(
 /// act on (no such user or account).
 pub(crate) async fn apply(
     pool: &Pool,
+    revocations: &Arc<Revocations>,
     ctx: &AuditContext,
     act: AdminAction,
 ) -> Result<bool, DbError> {
-    let ctx = ctx.clone();
-    store::transaction(pool, move |conn| apply_in(conn, &ctx, &act)).await
+    let items: Vec<Revoke> = match act.action {
+        Action::Deactivate | Action::SignOut => {
+            act.subjects.iter().map(|s| Revoke::sub(s)).collect()
+        }
+        Action::Reactivate | Action::Unlink => vec![],
+    };
+    let (ctx, list, rows) = (ctx.clone(), revocations.clone(), items.clone());
+    let done = store::transaction(pool, move |conn| {
+        if !apply_in(conn, &ctx, &act)? {
+            return Ok(None);
+        }
+        Ok(Some(list.record(conn, &rows)?))
+    })
+    .await?;
+    if let Some(at) = done {
+        revocations.remember(&items, at);
+    }
+    Ok(done.is_some())
 }
 
 fn apply_in(conn: &mut DbConn, ctx: &AuditContext, act: &AdminAction) -> Result<bool, DbError> {
@@ -75,7 +98,12 @@ fn apply_in(conn: &mut DbConn, ctx: &AuditContext, act: &AdminAction) -> Result<
             if User::set_active(conn, id, false)? == 0 {
                 return Ok(false);
             }
-            (AuditKind::AdminDeactivate, "deactivated".to_string())
+            // A later reactivation must not revive the sessions of before.
+            let ended = sessions::delete_by_user(conn, id)?;
+            (
+                AuditKind::AdminDeactivate,
+                format!("deactivated; {ended} keygate session(s) ended"),
+            )
         }
         Action::Reactivate => {
             if User::set_active(conn, id, true)? == 0 {

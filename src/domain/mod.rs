@@ -11,4 +11,5 @@ pub(crate) mod next_url;
 pub mod provisioning;
 pub(crate) mod rate_limit;
 pub(crate) mod registration;
+pub(crate) mod revocations;
 pub(crate) mod user_cache;

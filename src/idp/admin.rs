@@ -192,6 +192,31 @@ impl KeycloakAdmin {
     }
 }
 
+impl KeycloakAdmin {
+    /// The ids of a user's live Keycloak sessions (`GET users/{id}/sessions`).
+    pub(crate) async fn user_sessions(&self, id: &str) -> Result<Vec<String>, AdminError> {
+        let id = encode(id);
+        let response = self
+            .send(|http, base| http.get(format!("{base}/users/{id}/sessions")))
+            .await?;
+        if !response.status().is_success() {
+            return Err(AdminError::Failed(format!(
+                "sessions answered {}",
+                response.status()
+            )));
+        }
+        let body = read_json(response).await.map_err(AdminError::Failed)?;
+        Ok(body
+            .as_array()
+            .map(|list| {
+                list.iter()
+                    .filter_map(|s| s.get("id").and_then(Value::as_str).map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+}
+
 fn encode(segment: &str) -> String {
     url::form_urlencoded::byte_serialize(segment.as_bytes()).collect()
 }

@@ -36,6 +36,7 @@ impl<'c> openidconnect::AsyncHttpClient<'c> for IdpHttp {
     type Future = std::pin::Pin<
         Box<
             dyn std::future::Future<Output = Result<openidconnect::HttpResponse, IdpHttpError>>
+                + Send
                 + 'c,
         >,
     >;

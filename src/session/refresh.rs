@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use super::{auth_from_state, state_with_auth, AuthSession};
 use crate::domain::audit::{Audit, AuditContext, AuditKind};
+use crate::domain::revocations::{Revocations, Revoke};
 use crate::idp::{GrantError, Grants, Unavailable};
 use crate::store::{self as db, sessions as session_row, DbError, Pool};
 use crate::util::now;
@@ -73,14 +74,16 @@ fn reusable(current: &AuthSession, stale: &AuthSession, force: bool) -> bool {
 pub(crate) struct Refresher {
     pool: Pool,
     grants: Arc<Grants>,
+    revocations: Arc<Revocations>,
     count: AtomicU64,
 }
 
 impl Refresher {
-    pub(crate) fn new(pool: Pool, grants: Arc<Grants>) -> Self {
+    pub(crate) fn new(pool: Pool, grants: Arc<Grants>, revocations: Arc<Revocations>) -> Self {
         Refresher {
             pool,
             grants,
+            revocations,
             count: AtomicU64::new(0),
         }
     }
@@ -139,8 +142,7 @@ impl Refresher {
             return Ok(current);
         }
         let Some(refresh_token) = current.tokens.refresh_token.clone() else {
-            self.end_login(login_id, current.user_id, "no refresh token", ctx)
-                .await;
+            self.end_login(&current, "no refresh token", ctx).await;
             return Err(RefreshError::Ended("no refresh token".into()));
         };
         self.count.fetch_add(1, Ordering::Relaxed);
@@ -159,7 +161,7 @@ impl Refresher {
             }
             Err(GrantError::Rejected { error, description }) => {
                 let why = format!("{error}: {description}");
-                self.end_login(login_id, current.user_id, &why, ctx).await;
+                self.end_login(&current, &why, ctx).await;
                 Err(RefreshError::Ended(format!("{error}: {description}")))
             }
             Err(GrantError::Unavailable(u)) => {
@@ -221,19 +223,23 @@ impl Refresher {
         }
     }
 
-    /// Deletes the session row of a login whose Keycloak session is over, and says why in the audit
-    /// log.
-    async fn end_login(&self, login_id: &str, user_id: i64, why: &str, ctx: &AuditContext) {
-        let id = login_id.to_string();
+    /// Deletes the session row of a login whose Keycloak session is over, revokes its tokens on
+    /// every instance, and says why in the audit log.
+    async fn end_login(&self, ended: &AuthSession, why: &str, ctx: &AuditContext) {
+        let mut items = vec![Revoke::login(&ended.login_id)];
+        items.extend(ended.kc_sid.as_deref().map(Revoke::sid));
+        let (id, user_id) = (ended.login_id.clone(), ended.user_id);
         let detail = format!("refresh refused, session ended: {why}");
-        let ctx = ctx.clone();
-        if let Err(e) = db::transaction(&self.pool, move |conn| {
+        let (ctx, list, rows) = (ctx.clone(), self.revocations.clone(), items.clone());
+        let result = db::transaction(&self.pool, move |conn| {
             Audit::new(AuditKind::RefreshFailed, Some(user_id), detail).record(conn, &ctx)?;
-            Ok(session_row::delete_by_login(conn, &id)?)
+            session_row::delete_by_login(conn, &id)?;
+            list.record(conn, &rows)
         })
-        .await
-        {
-            log::error!("could not delete an ended session: {e}");
+        .await;
+        match result {
+            Ok(at) => self.revocations.remember(&items, at),
+            Err(e) => log::error!("could not delete an ended session: {e}"),
         }
     }
 }

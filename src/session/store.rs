@@ -177,6 +177,7 @@ pub(crate) fn spawn_purger(pool: Pool, every: std::time::Duration, audit_retenti
             let result = db::run(&pool, move |conn| {
                 let sessions = session_row::purge_expired(conn, now())?;
                 let events = crate::store::audit_events::prune(conn, cutoff)?;
+                crate::domain::revocations::purge(conn, now())?;
                 Ok((sessions, events))
             })
             .await;

@@ -14,6 +14,16 @@ diesel::table! {
 }
 
 diesel::table! {
+    revocations (id) {
+        id -> Int8,
+        kind -> Text,
+        value -> Text,
+        revoked_at -> Int8,
+        expires_at -> Int8,
+    }
+}
+
+diesel::table! {
     sessions (key_hash) {
         key_hash -> Text,
         state -> Text,
@@ -53,4 +63,10 @@ diesel::table! {
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(social_accounts -> users (user_id));
 
-diesel::allow_tables_to_appear_in_same_query!(audit_events, sessions, social_accounts, users,);
+diesel::allow_tables_to_appear_in_same_query!(
+    audit_events,
+    revocations,
+    sessions,
+    social_accounts,
+    users,
+);

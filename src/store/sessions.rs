@@ -63,6 +63,32 @@ pub(crate) fn delete_by_user(conn: &mut DbConn, user_id: i64) -> QueryResult<usi
     diesel::delete(sessions::table.filter(sessions::user_id.eq(user_id))).execute(conn)
 }
 
+/// `(login_id, kc_sid)` of every live signed-in row of a user.
+pub(crate) fn logins_of_user(
+    conn: &mut DbConn,
+    user_id: i64,
+    now: i64,
+) -> QueryResult<Vec<(Option<String>, Option<String>)>> {
+    sessions::table
+        .filter(sessions::user_id.eq(user_id))
+        .filter(sessions::expires_at.gt(now))
+        .select((sessions::login_id, sessions::kc_sid))
+        .load(conn)
+}
+
+/// The states of every live signed-in row of a user.
+pub(crate) fn states_of_user(
+    conn: &mut DbConn,
+    user_id: i64,
+    now: i64,
+) -> QueryResult<Vec<String>> {
+    sessions::table
+        .filter(sessions::user_id.eq(user_id))
+        .filter(sessions::expires_at.gt(now))
+        .select(sessions::state)
+        .load(conn)
+}
+
 pub(crate) fn purge_expired(conn: &mut DbConn, now: i64) -> QueryResult<usize> {
     diesel::delete(sessions::table.filter(sessions::expires_at.le(now))).execute(conn)
 }

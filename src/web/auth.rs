@@ -68,6 +68,8 @@ enum Failure {
     Missing,
     /// Keycloak refused to refresh the session (signed out, disabled, session over there).
     Ended(String),
+    /// A valid token of a session or subject that was logged out since.
+    Revoked,
     Invalid(TokenError),
     Inactive,
     Unavailable(Unavailable),
@@ -100,6 +102,10 @@ impl AuthError {
                 login_url: self.login_url.clone(),
                 reason: e.to_string(),
             },
+            Failure::Revoked => ApiError::AuthRedirect {
+                login_url: self.login_url.clone(),
+                reason: "the token's session was logged out".into(),
+            },
             Failure::Ended(why) => ApiError::AuthRedirect {
                 login_url: self.login_url.clone(),
                 reason: format!("the session ended: {why}"),
@@ -121,7 +127,7 @@ impl ResponseError for AuthError {
             return self.as_api().error_response();
         }
         match &self.failure {
-            Failure::Missing | Failure::Ended(_) | Failure::Invalid(_) => {
+            Failure::Missing | Failure::Ended(_) | Failure::Revoked | Failure::Invalid(_) => {
                 see_other(&login_path(&self.next))
             }
             Failure::Inactive => error_page(
@@ -189,6 +195,10 @@ pub(super) async fn authenticate(req: &HttpRequest) -> Result<Authenticated, Aut
                 )))
             })?;
         let claims = validate(&state, token).await.map_err(&fail)?;
+        if state.revocations.token_revoked(&claims.claims) {
+            log::info!("refused a bearer token of a session that was logged out");
+            return Err(fail(Failure::Revoked));
+        }
         let snapshot = user_for_claims(&state, &claims.sub, claims.claims.clone())
             .await
             .map_err(&fail)?;
@@ -221,6 +231,9 @@ pub(super) async fn authenticate(req: &HttpRequest) -> Result<Authenticated, Aut
             // keygate's own token counts as expired at its `exp` (no leeway), and one about to
             // expire is refreshed below rather than used.
             Ok(claims) if !live(&claims) => log::debug!("TOKEN cookie expires: refreshing"),
+            Ok(claims) if state.revocations.token_revoked(&claims.claims) => {
+                log::debug!("TOKEN cookie of a session that was logged out: ignored")
+            }
             Ok(claims) => {
                 let snapshot = user_for_claims(&state, &claims.sub, claims.claims.clone())
                     .await

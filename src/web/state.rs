@@ -6,6 +6,7 @@ use url::Url;
 
 use crate::domain::next_url::NextUrl;
 use crate::domain::rate_limit::FailureLimiter;
+use crate::domain::revocations::Revocations;
 use crate::domain::user_cache::UserCache;
 use crate::idp::{AccessTokens, Grants, KeycloakAdmin, LogoutTokens};
 use crate::session::{Refresher, SessionLimits};
@@ -22,7 +23,9 @@ pub struct AppState {
     pub(crate) grants: Arc<Grants>,
     pub(crate) access_tokens: AccessTokens,
     pub(crate) logout_tokens: LogoutTokens,
-    pub(crate) admin: KeycloakAdmin,
+    pub(crate) admin: Arc<KeycloakAdmin>,
+    /// Ended sessions and subjects, refused on every instance.
+    pub(crate) revocations: Arc<Revocations>,
     pub(crate) refresher: Refresher,
     /// Idle and absolute limits of browser sessions.
     pub(crate) session_limits: SessionLimits,

@@ -461,3 +461,49 @@ async fn logout_tokens_with_one_defect_are_400_and_the_right_one_ends_the_sessio
     assert_eq!(app.session_count(), 0, "the right token ends the session");
     assert_eq!(app.me().await.status(), 401);
 }
+
+/// A `sub`-only logout token (what a provider sends for "all sessions of this user") refuses
+/// every bearer token of that subject issued up to then, and none issued after.
+#[actix_web::test]
+async fn a_sub_only_logout_token_revokes_the_subjects_older_bearer_tokens() {
+    let fake = start_fake(Attack::None).await;
+    let base = fake.lock().unwrap().base.clone();
+    let app = spawn_app_with(AppOptions {
+        issuer: base.clone(),
+        ..Default::default()
+    })
+    .await;
+    let mut header = Header::new(Algorithm::RS256);
+    header.kid = Some("hostile-1".into());
+    let token = |iat: i64| {
+        let claims = json!({"iss": base, "aud": CLIENT, "sub": "s-2", "typ": "Bearer",
+                            "exp": now() + 300, "iat": iat, "sid": "sid-of-s-2"});
+        sign(header.clone(), &claims)
+    };
+    let before = token(now() - 1);
+    assert_eq!(app.bearer_get("/api/me", &before).await.status(), 200);
+
+    let mut logout_header = header.clone();
+    logout_header.typ = Some("logout+jwt".into());
+    let event = json!({"http://schemas.openid.net/event/backchannel-logout": {}});
+    let logout = json!({"iss": base, "aud": CLIENT, "iat": now(), "exp": now() + 120,
+                        "jti": "j-sub", "sub": "s-2", "events": event});
+    let r = reqwest::Client::new()
+        .post(app.url("/logout/backchannel"))
+        .form(&[("logout_token", sign(logout_header, &logout))])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        app.bearer_get("/api/me", &before).await.status(),
+        401,
+        "a token of the subject from before its logout, even from the cache"
+    );
+    let after = token(now() + 1);
+    assert_eq!(
+        app.bearer_get("/api/me", &after).await.status(),
+        200,
+        "a new sign-in"
+    );
+}

@@ -14,5 +14,6 @@ mod password;
 mod race;
 mod refresh;
 mod registration;
+mod revocation;
 mod timeouts;
 mod tokens;

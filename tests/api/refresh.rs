@@ -101,21 +101,7 @@ async fn two_instances_sharing_a_database_refresh_a_session_once() {
     admin.enable_rotation_and_events().await;
     let client = admin.short_lived_client(10).await;
     let user = admin.create_user("twoinstances").await;
-    let secret = keygate::util::random_token(64);
-    let mut first_options = client_options(&client);
-    first_options
-        .extra
-        .push(("KEYGATE_SESSION_SECRET", secret.clone()));
-    let first = spawn_app_with(first_options).await;
-    let mut second_options = client_options(&client);
-    second_options.extra.extend([
-        ("KEYGATE_SESSION_SECRET", secret),
-        (
-            "KEYGATE_DATABASE_URL",
-            first.app_state.settings.database_url.clone(),
-        ),
-    ]);
-    let second = spawn_app_with(second_options).await;
+    let (first, second) = spawn_pair(|| client_options(&client)).await;
 
     first.login(user.creds(), "/").await;
     // Cookies are per host, not per port: the browser's session reaches both instances.

@@ -6,7 +6,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::domain::audit::AuditContext;
-use crate::domain::backchannel::end_sessions;
+use crate::domain::backchannel::{end_sessions, reconcile_later};
 use crate::web::response::NO_STORE;
 use crate::web::AppState;
 
@@ -45,9 +45,19 @@ pub(crate) async fn backchannel_logout(
     if let Some(sub) = &claims.sub {
         state.access_tokens.forget_subject(sub);
     }
-    match end_sessions(&state.pool, &ctx, claims).await {
-        Ok(n) => {
-            log::info!("back-channel logout ended {n} session(s)");
+    let by_sid = claims.sid.is_some();
+    match end_sessions(&state.pool, &state.revocations, &ctx, claims).await {
+        Ok(ended) => {
+            log::info!("back-channel logout ended {} session(s)", ended.sessions);
+            if let (true, Some((user_id, sub))) = (by_sid, ended.user) {
+                reconcile_later(
+                    state.pool.clone(),
+                    state.admin.clone(),
+                    state.revocations.clone(),
+                    user_id,
+                    sub,
+                );
+            }
             HttpResponse::Ok().insert_header(NO_STORE).finish()
         }
         Err(e) => {

@@ -6,6 +6,7 @@ use askama::Template;
 use serde::Deserialize;
 
 use crate::domain::audit::{Audit, AuditContext, AuditKind};
+use crate::domain::revocations::Revoke;
 use crate::idp::{unverified, GrantError};
 use crate::session::TypedSession;
 use crate::web::cookies::removal_cookie;
@@ -68,6 +69,9 @@ pub(crate) async fn logout(
         }
     }
     log::info!("user {} signed out", auth.user_id);
+    let mut ended = vec![Revoke::login(&auth.login_id)];
+    ended.extend(auth.kc_sid.as_deref().map(Revoke::sid));
+    state.revocations.revoke(&state.pool, ended).await;
     Audit::new(AuditKind::Logout, Some(auth.user_id), "signed out")
         .write(&state.pool, &ctx)
         .await;

@@ -42,6 +42,26 @@ impl Default for AppOptions {
     }
 }
 
+/// Two instances sharing one SQLite database and one session secret, like two replicas behind a
+/// load balancer; `options` is called once for each.
+pub async fn spawn_pair(options: impl Fn() -> AppOptions) -> (TestApp, TestApp) {
+    let secret = keygate::util::random_token(64);
+    let mut first_options = options();
+    first_options
+        .extra
+        .push(("KEYGATE_SESSION_SECRET", secret.clone()));
+    let first = spawn_app_with(first_options).await;
+    let mut second_options = options();
+    second_options.extra.extend([
+        ("KEYGATE_SESSION_SECRET", secret),
+        (
+            "KEYGATE_DATABASE_URL",
+            first.app_state.settings.database_url.clone(),
+        ),
+    ]);
+    (first, spawn_app_with(second_options).await)
+}
+
 pub async fn spawn_app() -> TestApp {
     spawn_app_with(AppOptions::default()).await
 }

@@ -211,6 +211,68 @@ impl RealmAdmin {
 
     /// Clones the `keygate` client under a new id with access tokens living `lifespan` seconds.
     pub async fn short_lived_client(&self, lifespan: u32) -> TestClient {
+        self.short_lived_client_with(lifespan, false).await
+    }
+
+    /// The same, with a service account that may view and manage users, as keygate's own
+    /// client has (registration, sign-out everywhere, asking for a user's sessions).
+    pub async fn short_lived_admin_client(&self, lifespan: u32) -> TestClient {
+        let client = self.short_lived_client_with(lifespan, true).await;
+        let account: Value = self
+            .request(
+                reqwest::Method::GET,
+                &format!("/clients/{}/service-account-user", client.uuid),
+            )
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let list: Value = self
+            .request(reqwest::Method::GET, "/clients")
+            .query(&[("clientId", "realm-management")])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let rm = list[0]["id"]
+            .as_str()
+            .expect("realm-management")
+            .to_string();
+        let mut roles = vec![];
+        for name in ["view-users", "manage-users", "query-users"] {
+            let role: Value = self
+                .request(reqwest::Method::GET, &format!("/clients/{rm}/roles/{name}"))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            roles.push(role);
+        }
+        let sa = account["id"].as_str().expect("service account user");
+        let r = self
+            .request(
+                reqwest::Method::POST,
+                &format!("/users/{sa}/role-mappings/clients/{rm}"),
+            )
+            .json(&roles)
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            r.status().is_success(),
+            "service account roles: {}",
+            r.status()
+        );
+        client
+    }
+
+    async fn short_lived_client_with(&self, lifespan: u32, service_account: bool) -> TestClient {
         let list: Value = self
             .request(reqwest::Method::GET, "/clients")
             .query(&[("clientId", "keygate")])
@@ -232,7 +294,7 @@ impl RealmAdmin {
         obj.remove("id");
         obj.insert("clientId".into(), client_id.clone().into());
         obj.insert("secret".into(), secret.clone().into());
-        obj.insert("serviceAccountsEnabled".into(), false.into());
+        obj.insert("serviceAccountsEnabled".into(), service_account.into());
         let attrs = obj
             .entry("attributes")
             .or_insert_with(|| serde_json::json!({}));

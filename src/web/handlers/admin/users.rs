@@ -315,8 +315,13 @@ pub(crate) async fn act(
         user_id: id,
         actor_id: admin.0.user.id,
         account_id: form.account_id,
+        subjects: accounts
+            .iter()
+            .filter(|a| a.provider == KEYCLOAK)
+            .map(|a| a.uid.clone())
+            .collect(),
     };
-    match admin_actions::apply(&state.pool, &ctx, act).await {
+    match admin_actions::apply(&state.pool, &state.revocations, &ctx, act).await {
         Ok(true) => {}
         Ok(false) => return not_found(),
         Err(e) => return db_failed(e),
