@@ -8,6 +8,7 @@ pub(crate) mod admin_actions;
 pub(crate) mod audit;
 pub(crate) mod backchannel;
 pub(crate) mod next_url;
+pub(crate) mod own_sessions;
 pub mod provisioning;
 pub(crate) mod rate_limit;
 pub(crate) mod registration;

@@ -254,6 +254,24 @@ impl TypedSession {
     }
 }
 
+/// Every live signed-in session of a user, newest sign-in first.
+pub(crate) async fn sessions_of_user(
+    pool: &crate::store::Pool,
+    user_id: i64,
+) -> Result<Vec<AuthSession>, crate::store::DbError> {
+    let states = crate::store::run(pool, move |conn| {
+        Ok(crate::store::sessions::states_of_user(
+            conn,
+            user_id,
+            now(),
+        )?)
+    })
+    .await?;
+    let mut list: Vec<AuthSession> = states.iter().filter_map(|s| auth_from_state(s)).collect();
+    list.sort_by(|a, b| b.signed_in_at.cmp(&a.signed_in_at));
+    Ok(list)
+}
+
 impl FromRequest for TypedSession {
     type Error = actix_web::Error;
     type Future = Ready<Result<Self, Self::Error>>;

@@ -6,7 +6,7 @@ use serde_json::json;
 
 use super::admin_gate::admin_gate;
 use super::handlers::{
-    admin, api, backchannel, home, login, logout, password, register, site, token,
+    account, admin, api, backchannel, home, login, logout, password, register, site, token,
 };
 use super::response::{error_page, is_api, not_found_page};
 
@@ -59,6 +59,15 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     .route("/token", web::get().to(token::token_page))
     .route("/api/token", web::post().to(token::issue_token))
     .route("/api/me", web::get().to(api::me))
+    .route("/account/sessions", web::get().to(account::sessions_page))
+    .route(
+        "/account/sessions/end-all",
+        web::post().to(account::end_all),
+    )
+    .route(
+        "/account/sessions/{login}/end",
+        web::post().to(account::end_one),
+    )
     .service(
         web::scope("/admin")
             .wrap(from_fn(admin_gate))

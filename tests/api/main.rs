@@ -1,6 +1,7 @@
 //! Integration tests: the real keygate against the real Keycloak (`./scripts/keycloak.sh start`),
 //! one file per feature; `helpers/` is the harness they share.
 
+mod account;
 mod admin;
 mod backchannel;
 mod cli;

@@ -1,5 +1,6 @@
 //! The handlers, one file per route group: extract, call one function, render or redirect.
 
+pub(super) mod account;
 pub(super) mod admin;
 pub(super) mod api;
 pub(super) mod backchannel;
