@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Benchmark of keygate's token-validation hot path (not a test). Loopback only, about a minute.
+# Benchmark of keygate's request hot paths (not a test). Loopback only, about two minutes.
 #
 #   scripts/bench.sh
 #
@@ -9,7 +9,10 @@
 #   (a) GET /healthz                          the bare endpoint: HTTP + actix overhead
 #   (b) GET /api/me  Authorization: Bearer    validated-token cache on (the default), same process
 #   (c) GET /api/me  Authorization: Bearer    a second keygate with KEYGATE_TOKEN_CACHE=false
-# and prints req/s, p50, p99 and the ratio of req/s to the bare endpoint. The table also goes to
+#   (d) GET /api/me  session cookie only      the browser path: a signed-in session, no TOKEN cookie
+#   (e) GET /api/me  session + TOKEN cookies  the browser path as a browser sends it after sign-in
+#   (f) GET /        session cookie           the home page of a signed-in browser
+# (the sessions sign in with the password form, as a browser would) and prints req/s, p50, p99 and the ratio of req/s to the bare endpoint. The table also goes to
 # artifacts/bench.txt, wrk's full output to artifacts/bench-wrk.log.
 #
 #   DURATION=10s  WARMUP=2s  THREADS=2  CONNECTIONS=64   wrk parameters (wrk -t -c -d --latency)
@@ -88,7 +91,7 @@ start_keygate() {
   env -u KEYGATE_PUBLIC_URL \
     KEYGATE_BIND=127.0.0.1:0 \
     KEYGATE_DATABASE_URL="$WORK/$name.db" \
-    RUST_LOG=warn,keygate::startup=info \
+    RUST_LOG=warn,keygate::app=info \
     "$@" "$BIN" >"$logfile" 2>&1 &
   pids+=($!)
   local pid=$!
@@ -113,6 +116,23 @@ access_token() {
   token=$(printf '%s' "$body" | sed -n 's/.*"access_token":"\([^"]*\)".*/\1/p')
   [ -n "$token" ] || die "no access_token from $TOKEN_URL: ${body:0:300}"
   printf '%s' "$token"
+}
+
+# Signs alice in at keygate $1 through the password form, as a browser would; sets $session and
+# $token_cookie to the cookies it got.
+sign_in() {
+  local base=$1 jar=$WORK/jar.txt page csrf code
+  rm -f "$jar"
+  page=$(curl -s -c "$jar" -b "$jar" "$base/login")
+  csrf=$(printf '%s' "$page" | sed -n 's/.*name="csrf_token" value="\([^"]*\)".*/\1/p' | head -n1)
+  [ -n "$csrf" ] || die "no CSRF token on $base/login (is KEYGATE_PASSWORD_LOGIN on?)"
+  code=$(curl -s -o /dev/null -w '%{http_code}' -c "$jar" -b "$jar" \
+    --data-urlencode "csrf_token=$csrf" -d username=alice -d password=alice-password -d next=/ \
+    "$base/login/password")
+  [ "$code" = 303 ] || die "password sign-in at $base answered $code"
+  session=$(awk '$6 == "keygate_session" { print $7 }' "$jar")
+  token_cookie=$(awk '$6 == "TOKEN" { print $7 }' "$jar")
+  [ -n "$session" ] && [ -n "$token_cookie" ] || die "sign-in at $base set no session or TOKEN cookie"
 }
 
 # wrk's done() hook prints one machine-readable line; latencies are in microseconds.
@@ -166,7 +186,7 @@ measure() {
 mkdir -p "$OUT_DIR"
 : >"$RAW"
 
-start_keygate cached
+start_keygate cached KEYGATE_PASSWORD_LOGIN=true
 CACHED=http://127.0.0.1:$port
 start_keygate nocache KEYGATE_TOKEN_CACHE=false
 NOCACHE=http://127.0.0.1:$port
@@ -177,9 +197,14 @@ token=$(access_token)
 measure "GET /api/me (bearer, cache on)" "$CACHED/api/me" -H "Authorization: Bearer $token"
 token=$(access_token)
 measure "GET /api/me (bearer, cache off)" "$NOCACHE/api/me" -H "Authorization: Bearer $token"
+sign_in "$CACHED"
+measure "GET /api/me (session cookie)" "$CACHED/api/me" -H "Cookie: keygate_session=$session"
+measure "GET /api/me (session + TOKEN)" "$CACHED/api/me" \
+  -H "Cookie: keygate_session=$session; TOKEN=$token_cookie"
+measure "GET / (session cookie)" "$CACHED/" -H "Cookie: keygate_session=$session"
 
 {
-  echo "keygate token-validation benchmark, $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+  echo "keygate request-path benchmark, $(date -u +%Y-%m-%dT%H:%M:%SZ)"
   echo "commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD 2>/dev/null || echo ' + uncommitted changes'), release build, $(nproc) CPUs (wrk, keygate and Keycloak share them)"
   echo "wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency, after a ${WARMUP} warm-up each; (c) runs on a second keygate with KEYGATE_TOKEN_CACHE=false"
   echo

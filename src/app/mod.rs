@@ -21,11 +21,11 @@ use crate::domain::revocations::{spawn_reloader, Revocations};
 use crate::domain::user_cache::UserCache;
 use crate::idp::{self, AccessTokens, Discovery, Grants, Jwks, KeycloakAdmin, LogoutTokens};
 use crate::session::store::load_failed;
-use crate::session::{spawn_purger, DbSessionStore, Refresher, SessionLimits};
+use crate::session::{spawn_purger, DbSessionStore, Refresher, RowCache, SessionLimits};
 use crate::settings::{is_loopback, Settings};
 use crate::store;
 use crate::web::response::{render_bare_errors, store_failure};
-use crate::web::{carry_cookies, AppState};
+use crate::web::{carry_cookies, AppState, SESSION_COOKIE};
 
 /// A running keygate: its port and the server to await.
 pub struct Application {
@@ -60,10 +60,14 @@ impl Application {
         let server_state = state.clone();
         let server = HttpServer::new(move || {
             let sessions = SessionMiddleware::builder(
-                DbSessionStore::new(server_state.pool.clone(), server_state.session_limits),
+                DbSessionStore::new(
+                    server_state.pool.clone(),
+                    server_state.session_limits,
+                    server_state.session_rows.clone(),
+                ),
                 key.clone(),
             )
-            .cookie_name("keygate_session".into())
+            .cookie_name(SESSION_COOKIE.into())
             .cookie_http_only(true)
             .cookie_same_site(SameSite::Lax)
             .cookie_secure(server_state.secure_cookies)
@@ -142,6 +146,8 @@ fn state(settings: Settings, public_url: Url, pool: store::Pool) -> anyhow::Resu
         logout_tokens: LogoutTokens::new(&settings, jwks),
         admin: Arc::new(KeycloakAdmin::new(settings.issuer(), discovery)),
         refresher: Refresher::new(pool.clone(), grants.clone(), revocations.clone()),
+        session_rows: Arc::new(RowCache::new(revocations.clone())),
+        browsers: Default::default(),
         revocations,
         session_limits: SessionLimits {
             idle: settings.session_idle.as_secs() as i64,

@@ -1,5 +1,5 @@
-//! A short-lived cache of local users by Keycloak subject, so a bearer-token request needs no
-//! database round trip. Entries live [`TTL`] at most and are dropped at once when this instance
+//! A short-lived cache of local users by Keycloak subject (bearer tokens) and by id (browser
+//! sessions), so a request needs no database round trip for its user. Entries live [`TTL`] at most and are dropped at once when this instance
 //! changes the user (login, deactivation, unlink); another instance's change shows within [`TTL`].
 
 use std::collections::HashMap;
@@ -18,19 +18,44 @@ pub(crate) struct UserSnapshot {
     pub accounts: Vec<SocialAccount>,
 }
 
+/// What an entry is found by.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum Key {
+    Sub(String),
+    Id(i64),
+}
+
 #[derive(Default)]
 pub(crate) struct UserCache {
-    map: Mutex<HashMap<String, (Arc<UserSnapshot>, Instant)>>,
+    map: Mutex<HashMap<Key, (Arc<UserSnapshot>, Instant)>>,
 }
 
 impl UserCache {
+    /// The user of Keycloak subject `sub`.
     pub(crate) fn get(&self, sub: &str) -> Option<Arc<UserSnapshot>> {
-        let map = self.map.lock().ok()?;
-        let (snapshot, at) = map.get(sub)?;
-        (at.elapsed() < TTL).then(|| snapshot.clone())
+        self.lookup(&Key::Sub(sub.to_string()))
+    }
+
+    /// Local user `id`.
+    pub(crate) fn get_by_id(&self, id: i64) -> Option<Arc<UserSnapshot>> {
+        self.lookup(&Key::Id(id))
     }
 
     pub(crate) fn put(&self, sub: &str, snapshot: Arc<UserSnapshot>) {
+        self.insert(Key::Sub(sub.to_string()), snapshot);
+    }
+
+    pub(crate) fn put_by_id(&self, snapshot: Arc<UserSnapshot>) {
+        self.insert(Key::Id(snapshot.user.id), snapshot);
+    }
+
+    fn lookup(&self, key: &Key) -> Option<Arc<UserSnapshot>> {
+        let map = self.map.lock().ok()?;
+        let (snapshot, at) = map.get(key)?;
+        (at.elapsed() < TTL).then(|| snapshot.clone())
+    }
+
+    fn insert(&self, key: Key, snapshot: Arc<UserSnapshot>) {
         let Ok(mut map) = self.map.lock() else {
             return;
         };
@@ -40,7 +65,7 @@ impl UserCache {
                 map.clear();
             }
         }
-        map.insert(sub.to_string(), (snapshot, Instant::now()));
+        map.insert(key, (snapshot, Instant::now()));
     }
 
     /// Drops every entry of local user `user_id`.

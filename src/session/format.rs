@@ -16,6 +16,9 @@ pub(crate) struct SessionIndex {
     pub login_id: Option<String>,
     /// When the row ends, from the sign-in's times (never from when it was written).
     pub expires_at: i64,
+    /// The Keycloak subject and the sign-in time, which a logout of the subject ends.
+    pub sub: Option<String>,
+    pub signed_in_at: i64,
 }
 
 impl SessionIndex {
@@ -30,12 +33,16 @@ impl SessionIndex {
                 kc_sid: a.kc_sid,
                 login_id: Some(a.login_id),
                 expires_at,
+                sub: a.sub,
+                signed_in_at: a.signed_in_at,
             },
             None => SessionIndex {
                 user_id: None,
                 kc_sid: None,
                 login_id: None,
                 expires_at,
+                sub: None,
+                signed_in_at: 0,
             },
         }
     }

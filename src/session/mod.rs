@@ -16,6 +16,7 @@ use crate::domain::next_url::NextUrl;
 use crate::idp::{AuthRequest, TokenSet};
 use crate::util::now;
 
+mod cache;
 mod format;
 pub(crate) mod refresh;
 pub(crate) mod store;
@@ -23,6 +24,7 @@ pub(crate) mod store;
 pub use format::auth_from_state;
 pub(crate) use format::{keep_newer_tokens, state_with_auth, SessionIndex};
 
+pub(crate) use cache::RowCache;
 pub(crate) use refresh::{RefreshError, Refresher};
 pub(crate) use store::{spawn_purger, DbSessionStore};
 
@@ -183,21 +185,22 @@ impl TypedSession {
     /// fixation: nothing a planted anonymous session held carries over).
     pub(crate) fn sign_in(&self, auth: &AuthSession) -> Result<(), SessionWriteError> {
         self.remove_if_present(PENDING_KEY);
-        self.remove_if_present(CSRF_KEY);
         self.0.renew();
+        // Created now rather than on the first form, so every copy of the signed-in state has it
+        // wherever the browser's next request lands.
+        self.set(CSRF_KEY, &crate::util::random_token(32))?;
         self.set(AUTH_KEY, auth)
     }
 
     /// Records an authenticated request for the idle limit, at most every
     /// [`SessionLimits::touch_every`] seconds.
-    pub(crate) fn touch(&self, auth: &AuthSession, limits: &SessionLimits) {
+    pub(crate) fn touch(&self, auth: &mut AuthSession, limits: &SessionLimits) {
         let t = now();
         if t - auth.last_seen_at < limits.touch_every() {
             return;
         }
-        let mut seen = auth.clone();
-        seen.last_seen_at = t;
-        if self.set(AUTH_KEY, &seen).is_err() {
+        auth.last_seen_at = t;
+        if self.set(AUTH_KEY, &*auth).is_err() {
             log::warn!("could not record the last request of user {}", auth.user_id);
         }
     }

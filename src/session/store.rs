@@ -3,12 +3,13 @@
 //! as cookies.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use actix_session::storage::{LoadError, SaveError, SessionKey, SessionStore, UpdateError};
 use actix_web::cookie::time::Duration;
 
 use super::format::AUTH_KEY;
-use super::{keep_newer_tokens, SessionIndex, SessionLimits};
+use super::{keep_newer_tokens, RowCache, SessionIndex, SessionLimits};
 use crate::store::sessions::{self as session_row, SessionRow};
 use crate::store::{self as db, DbError, Pool};
 use crate::util::{now, random_token, sha256_hex};
@@ -26,11 +27,16 @@ pub(crate) fn load_failed(req: &actix_web::dev::ServiceRequest) -> bool {
 pub(crate) struct DbSessionStore {
     pool: Pool,
     limits: SessionLimits,
+    cache: Arc<RowCache>,
 }
 
 impl DbSessionStore {
-    pub(crate) fn new(pool: Pool, limits: SessionLimits) -> Self {
-        DbSessionStore { pool, limits }
+    pub(crate) fn new(pool: Pool, limits: SessionLimits, cache: Arc<RowCache>) -> Self {
+        DbSessionStore {
+            pool,
+            limits,
+            cache,
+        }
     }
 
     /// Writes a row. Its expiry comes from the sign-in's times in the state (or ten minutes for
@@ -43,7 +49,8 @@ impl DbSessionStore {
     ) -> Result<bool, DbError> {
         let index = SessionIndex::of(&state, &self.limits);
         let expires_at = index.expires_at;
-        let matched = db::run(&self.pool, move |conn| {
+        let hash = key_hash.clone();
+        let (matched, state) = db::run(&self.pool, move |conn| {
             if !insert {
                 // A refresh (refresh.rs) may have stored newer tokens in the row while this
                 // request ran with the old ones; writing those back would undo the rotation.
@@ -61,14 +68,22 @@ impl DbSessionStore {
                 kc_sid: index.kc_sid.as_deref(),
                 login_id: index.login_id.as_deref(),
             };
-            if insert {
+            let matched = if insert {
                 session_row::insert(conn, &row)?;
-                Ok(true)
+                true
             } else {
-                Ok(session_row::update(conn, &row)? > 0)
-            }
+                session_row::update(conn, &row)? > 0
+            };
+            Ok((matched, state))
         })
         .await?;
+        if matched {
+            // The written state may hold tokens merged from the row: index that.
+            let index = SessionIndex::of(&state, &self.limits);
+            self.cache.put(&hash, &state, index);
+        } else {
+            self.cache.forget(&hash);
+        }
         Ok(matched)
     }
 }
@@ -87,8 +102,12 @@ impl SessionStore for DbSessionStore {
         session_key: &SessionKey,
     ) -> Result<Option<HashMap<String, String>>, LoadError> {
         let key_hash = sha256_hex(session_key.as_ref());
+        if let Some(state) = self.cache.get(&key_hash) {
+            return Ok(Some(state));
+        }
+        let hash = key_hash.clone();
         let raw = match db::run(&self.pool, move |conn| {
-            Ok(session_row::load_state(conn, &key_hash, now())?)
+            Ok(session_row::load_row(conn, &hash, now())?)
         })
         .await
         {
@@ -105,8 +124,14 @@ impl SessionStore for DbSessionStore {
         };
         match raw {
             None => Ok(None),
-            Some(raw) => match serde_json::from_str(&raw) {
-                Ok(state) => Ok(Some(state)),
+            Some((raw, expires_at)) => match serde_json::from_str(&raw) {
+                Ok(state) => {
+                    let mut index = SessionIndex::of(&state, &self.limits);
+                    // The row's own expiry: another instance may have moved it since.
+                    index.expires_at = expires_at;
+                    self.cache.put(&key_hash, &state, index);
+                    Ok(Some(state))
+                }
                 Err(e) => {
                     // An unreadable row is a lost session, not an error page for the user.
                     log::warn!("dropping unreadable session state: {e}");
@@ -158,6 +183,7 @@ impl SessionStore for DbSessionStore {
 
     async fn delete(&self, session_key: &SessionKey) -> anyhow::Result<()> {
         let hash = sha256_hex(session_key.as_ref());
+        self.cache.forget(&hash);
         db::run(&self.pool, move |conn| {
             Ok(session_row::delete(conn, &hash)?)
         })

@@ -33,6 +33,20 @@ pub(crate) fn load_state(
         .optional()
 }
 
+/// The state and expiry of a live session.
+pub(crate) fn load_row(
+    conn: &mut DbConn,
+    key_hash: &str,
+    now: i64,
+) -> QueryResult<Option<(String, i64)>> {
+    sessions::table
+        .filter(sessions::key_hash.eq(key_hash))
+        .filter(sessions::expires_at.gt(now))
+        .select((sessions::state, sessions::expires_at))
+        .first(conn)
+        .optional()
+}
+
 pub(crate) fn insert(conn: &mut DbConn, row: &SessionRow<'_>) -> QueryResult<()> {
     diesel::insert_into(sessions::table)
         .values(row)

@@ -11,8 +11,6 @@ use actix_web::{dev::Payload, web, FromRequest, HttpRequest, HttpResponse, Respo
 use futures_util::future::LocalBoxFuture;
 use serde_json::Value;
 
-use super::client::audit_context;
-use super::cookies::{removal_cookie, set_on_response, token_cookie, TOKEN_COOKIE};
 use super::response::{
     error_page, is_api, login_path, see_other, unavailable_page, unexpected_page, ApiError,
 };
@@ -20,9 +18,7 @@ use super::AppState;
 use crate::domain::next_url::NextUrl;
 use crate::domain::provisioning::provision;
 use crate::domain::user_cache::UserSnapshot;
-use crate::idp::{unverified, AccessClaims, TokenError, Unavailable};
-use crate::session::refresh::{fresh_enough, is_fresh};
-use crate::session::{AuthSession, RefreshError, TypedSession};
+use crate::idp::{AccessClaims, TokenError, Unavailable};
 use crate::store::social_accounts::KEYCLOAK;
 use crate::store::{self, DbError, SocialAccount, User};
 
@@ -64,7 +60,7 @@ impl Authenticated {
 }
 
 #[derive(Debug)]
-enum Failure {
+pub(super) enum Failure {
     Missing,
     /// Keycloak refused to refresh the session (signed out, disabled, session over there).
     Ended(String),
@@ -214,133 +210,13 @@ pub(super) async fn authenticate(req: &HttpRequest) -> Result<Authenticated, Aut
         .map_err(&fail);
     }
 
-    // 2. and 3. Browser credentials: the TOKEN cookie and the server-side session, set together
-    //    at login. The cookie counts only while its session lives, so a logout (here, in
-    //    Keycloak through back-channel logout, or by an admin) ends cookie access at once.
-    let session = TypedSession::from_request(req, &mut Payload::None)
+    // 2. and 3. Browser credentials: the session and the TOKEN cookie set with it.
+    super::browser::authenticate(&state, req)
         .await
-        .map_err(|e| fail(Failure::Internal(anyhow::anyhow!("session: {e}"))))?;
-    let Some(auth) = session.auth() else {
-        if req.cookie(TOKEN_COOKIE).is_some() {
-            log::debug!("TOKEN cookie without a live session (signed out?): ignored");
-        }
-        return Err(fail(Failure::Missing));
-    };
-    if let Some(cookie) = req.cookie(TOKEN_COOKIE) {
-        match validate(&state, cookie.value()).await {
-            // keygate's own token counts as expired at its `exp` (no leeway), and one about to
-            // expire is refreshed below rather than used.
-            Ok(claims) if !live(&claims) => log::debug!("TOKEN cookie expires: refreshing"),
-            Ok(claims) if state.revocations.token_revoked(&claims.claims) => {
-                log::debug!("TOKEN cookie of a session that was logged out: ignored")
-            }
-            Ok(claims) => {
-                let snapshot = user_for_claims(&state, &claims.sub, claims.claims.clone())
-                    .await
-                    .map_err(&fail)?;
-                if snapshot.user.id == auth.user_id {
-                    session.touch(&auth, &state.session_limits);
-                    return finish(
-                        Arc::clone(&snapshot.user),
-                        AuthSource::Cookie,
-                        Some(Arc::clone(&claims.claims)),
-                    )
-                    .map_err(&fail);
-                }
-                log::warn!("TOKEN cookie and session name different users: using the session");
-            }
-            // Expired or unusable, or keys out of reach: the session below still knows the user.
-            Err(Failure::Invalid(e)) => log::debug!("TOKEN cookie not usable: {e}"),
-            Err(Failure::Unavailable(why)) => {
-                log::warn!("cannot check the TOKEN cookie ({why}); using the session")
-            }
-            Err(other) => return Err(fail(other)),
-        }
-    }
-    let user_id = auth.user_id;
-    let user = store::run(&state.pool, move |conn| Ok(User::find(conn, user_id)?))
-        .await
-        .map_err(|e| fail(Failure::Internal(e.into())))?
-        .ok_or_else(|| fail(Failure::Missing))?;
-    let mut found = finish(Arc::new(user), AuthSource::Session, None).map_err(&fail)?;
-    match session_token(&state, req, &session, auth)
-        .await
-        .map_err(&fail)?
-    {
-        Ok(claims) => found.claims = claims,
-        Err(unavailable) => found.roles_unavailable = Some(unavailable),
-    }
-    Ok(found)
+        .map_err(&fail)
 }
 
-/// True while a validated TOKEN cookie may be used as it is: not expired and not inside the
-/// freshness margin that [`session_token`] refreshes at.
-fn live(claims: &AccessClaims) -> bool {
-    let iat = claims
-        .claims
-        .get("iat")
-        .and_then(Value::as_i64)
-        .unwrap_or(0);
-    fresh_enough(iat, claims.exp)
-}
-
-/// The claims of the session's access token, refreshed at Keycloak (under the lease) first when
-/// it has expired or is about to: Keycloak's answer to the refresh is how keygate learns that a
-/// user was disabled, lost a role or was signed out there. The token came straight from
-/// Keycloak's token endpoint, so its claims are used without verifying it again.
-///
-/// `Ok(Err(_))` when Keycloak cannot be reached: the caller knows the user but no role.
-async fn session_token(
-    state: &AppState,
-    req: &HttpRequest,
-    session: &TypedSession,
-    auth: AuthSession,
-) -> Result<Result<Option<Arc<Value>>, Unavailable>, Failure> {
-    let auth = if is_fresh(&auth) {
-        auth
-    } else {
-        match state
-            .refresher
-            .fresh_tokens(&auth, false, &audit_context(req))
-            .await
-        {
-            Ok(fresh) => {
-                let cookie = token_cookie(
-                    state.secure_cookies,
-                    &fresh.tokens.access_token,
-                    fresh.user_id,
-                );
-                set_on_response(req, cookie);
-                fresh
-            }
-            Err(RefreshError::Ended(why)) => return Err(end(state, req, session, why)),
-            Err(RefreshError::Gone) => {
-                return Err(end(state, req, session, "the session was ended".into()))
-            }
-            Err(RefreshError::Unavailable(u)) => {
-                log::warn!("cannot refresh the session of user {}: {u}", auth.user_id);
-                session.touch(&auth, &state.session_limits);
-                return Ok(Err(u));
-            }
-            Err(RefreshError::Db(e)) => return Err(Failure::Internal(e.into())),
-            Err(RefreshError::Unexpected(e)) => return Err(Failure::Internal(e)),
-        }
-    };
-    Ok(Ok(
-        unverified::claims(&auth.tokens.access_token).map(Arc::new)
-    ))
-}
-
-/// The session is over at Keycloak: sign the browser out here too (the refresher already
-/// deleted the row and wrote the audit event).
-fn end(state: &AppState, req: &HttpRequest, session: &TypedSession, why: String) -> Failure {
-    log::info!("session ended at refresh: {why}");
-    session.sign_out();
-    set_on_response(req, removal_cookie(state.secure_cookies));
-    Failure::Ended(why)
-}
-
-fn finish(
+pub(super) fn finish(
     user: Arc<User>,
     source: AuthSource,
     claims: Option<Arc<Value>>,
@@ -358,7 +234,7 @@ fn finish(
     })
 }
 
-async fn validate(state: &AppState, token: &str) -> Result<Arc<AccessClaims>, Failure> {
+pub(super) async fn validate(state: &AppState, token: &str) -> Result<Arc<AccessClaims>, Failure> {
     match state.access_tokens.validate(token).await {
         Ok(c) => Ok(c),
         Err(TokenError::KeysUnavailable(why)) => Err(Failure::Unavailable(why)),
@@ -379,7 +255,7 @@ async fn validate(state: &AppState, token: &str) -> Result<Arc<AccessClaims>, Fa
 
 /// The local user of a token's subject (from the user cache when fresh); a subject seen for the
 /// first time is provisioned from the token's claims, as at login.
-async fn user_for_claims(
+pub(super) async fn user_for_claims(
     state: &AppState,
     sub: &str,
     claims: Arc<Value>,

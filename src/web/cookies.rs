@@ -6,6 +6,8 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
 use actix_web::{HttpMessage, HttpRequest};
 
+/// Name of the session cookie (a random key; the state is in the database).
+pub(crate) const SESSION_COOKIE: &str = "keygate_session";
 /// Name of the cookie that carries the access token for the UI.
 pub(crate) const TOKEN_COOKIE: &str = "TOKEN";
 /// Browsers drop cookies over 4096 bytes (name, value and attributes); stay clear of it.

@@ -7,6 +7,7 @@
 
 pub(crate) mod admin_gate;
 pub(crate) mod auth;
+mod browser;
 mod client;
 mod cookies;
 mod handlers;
@@ -15,6 +16,6 @@ mod routes;
 mod signin;
 mod state;
 
-pub(crate) use cookies::carry_cookies;
+pub(crate) use cookies::{carry_cookies, SESSION_COOKIE};
 pub(crate) use routes::configure;
 pub use state::AppState;

@@ -9,7 +9,7 @@ use crate::domain::rate_limit::FailureLimiter;
 use crate::domain::revocations::Revocations;
 use crate::domain::user_cache::UserCache;
 use crate::idp::{AccessTokens, Grants, KeycloakAdmin, LogoutTokens};
-use crate::session::{Refresher, SessionLimits};
+use crate::session::{Refresher, RowCache, SessionLimits};
 use crate::settings::Settings;
 use crate::store::Pool;
 
@@ -29,6 +29,10 @@ pub struct AppState {
     pub(crate) refresher: Refresher,
     /// Idle and absolute limits of browser sessions.
     pub(crate) session_limits: SessionLimits,
+    /// Signed-in session rows in memory for a moment (the session store's cache).
+    pub(crate) session_rows: Arc<RowCache>,
+    /// Who signed-in browsers are, for a moment (see `web::browser`).
+    pub(crate) browsers: super::browser::BrowserViews,
     /// Users by Keycloak subject, for bearer requests without a database round trip.
     pub(crate) users: UserCache,
     /// Failed password logins per client IP and per username.

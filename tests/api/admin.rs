@@ -59,13 +59,16 @@ async fn only_admins_enter_and_anonymous_visitors_are_sent_to_login() {
 }
 
 #[actix_web::test]
-async fn deactivation_locks_bob_out_at_once_and_reactivation_lets_him_back() {
+async fn deactivation_ends_bobs_sessions_and_tokens_and_reactivation_lets_him_sign_in_again() {
     let app = spawn_app().await;
     let (bob, bob_id) = app.other_browser(BOB).await;
     let bearer = demo_token(BOB).await;
-    let with_bearer = || app.bearer_get("/api/me", &bearer);
+    let with_bearer = |token: String| {
+        let app = &app;
+        async move { app.bearer_get("/api/me", &token).await.status() }
+    };
     assert_eq!(
-        with_bearer().await.status(),
+        with_bearer(bearer.clone()).await,
         200,
         "bearer works and is cached"
     );
@@ -81,10 +84,11 @@ async fn deactivation_locks_bob_out_at_once_and_reactivation_lets_him_back() {
 
     assert_eq!(
         bob.get(app.url("/api/me")).send().await.unwrap().status(),
-        403
+        401,
+        "his session ended"
     );
-    assert_eq!(with_bearer().await.status(), 403, "caches included");
-    assert_eq!(token_request(&bob, &app).await.status(), 403);
+    assert_eq!(with_bearer(bearer.clone()).await, 401, "caches included");
+    assert_eq!(token_request(&bob, &app).await.status(), 401);
     let again = keycloak_login_until_callback(&bob, &app.address, BOB, "/").await;
     let refused = bob.get(again).send().await.unwrap();
     assert_eq!(refused.status(), 403);
@@ -96,12 +100,24 @@ async fn deactivation_locks_bob_out_at_once_and_reactivation_lets_him_back() {
 
     let r = admin_action(&app, bob_id, "reactivate").await;
     assert_eq!(r.status(), 303);
-    assert_eq!(with_bearer().await.status(), 200);
+    assert_eq!(
+        with_bearer(bearer).await,
+        401,
+        "a reactivation does not revive the tokens of before"
+    );
     let again = keycloak_login_until_callback(&bob, &app.address, BOB, "/").await;
     assert_eq!(bob.get(again).send().await.unwrap().status(), 303);
     assert_eq!(
         bob.get(app.url("/api/me")).send().await.unwrap().status(),
-        200
+        200,
+        "a new sign-in works"
+    );
+    // Revocations are kept to the second: a token from the second of the deactivation is refused.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    assert_eq!(
+        with_bearer(demo_token(BOB).await).await,
+        200,
+        "a new token works"
     );
 
     let events = audit_kinds(&app);

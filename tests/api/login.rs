@@ -315,6 +315,8 @@ async fn a_database_failure_is_a_clear_500_and_keygate_keeps_serving() {
             .execute(&mut app.conn())
             .unwrap();
     }
+    // Signed-in sessions are served from memory for up to 2 s; then the store is asked again.
+    tokio::time::sleep(std::time::Duration::from_millis(2200)).await;
     let page = app.get("/").await;
     assert_eq!(page.status(), 500);
     let body = page.text().await.unwrap();

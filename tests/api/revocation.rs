@@ -35,13 +35,37 @@ async fn access_token(app: &TestApp) -> String {
 #[actix_web::test]
 async fn a_logout_on_one_instance_ends_the_bearer_token_on_the_other() {
     let (first, second) = spawn_pair(AppOptions::default).await;
-    first.login(ALICE, "/").await;
+    let signed_in = first.login(ALICE, "/").await;
+    let session = signed_in
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|c| c.to_str().ok())
+        .find(|c| c.starts_with("keygate_session="))
+        .and_then(|c| c.split(';').next())
+        .expect("a session cookie")
+        .to_string();
+    // The same session cookie, copied: what a second tab or a stolen cookie would send.
+    let copy = |app: &TestApp| {
+        let (url, cookie) = (app.url("/api/me"), session.clone());
+        async move {
+            reqwest::Client::new()
+                .get(url)
+                .header("cookie", cookie)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
     let token = access_token(&first).await;
     assert_eq!(
         bearer_me(&second, &token).await.status(),
         200,
         "cached on B"
     );
+    assert_eq!(copy(&first).await, 200);
+    assert_eq!(copy(&second).await, 200, "the session is in B's memory too");
 
     let csrf = csrf_of(&first.get("/logout").await.text().await.unwrap());
     let r = first
@@ -56,6 +80,19 @@ async fn a_logout_on_one_instance_ends_the_bearer_token_on_the_other() {
         bearer_me(&first, &token).await.status(),
         401,
         "at once on the instance that ended it"
+    );
+    assert_eq!(
+        copy(&first).await,
+        401,
+        "the session too, from memory or not"
+    );
+    let took = eventually(Duration::from_secs(5), || async {
+        copy(&second).await == 401
+    })
+    .await;
+    assert!(
+        took.is_some_and(|t| t < Duration::from_secs(4)),
+        "the other instance ends the session within the reload interval: {took:?}"
     );
     let took = eventually(Duration::from_secs(5), || async {
         bearer_me(&second, &token).await.status() == 401
