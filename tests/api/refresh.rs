@@ -260,3 +260,41 @@ async fn with_keycloak_down_an_expired_session_keeps_its_user_but_no_role() {
         "back once Keycloak is"
     );
 }
+
+#[actix_web::test]
+async fn an_sso_session_deleted_in_keycloak_without_back_channel_ends_after_expiry() {
+    let admin = RealmAdmin::connect().await;
+    // A copy of keygate's client without a back-channel URL: Keycloak tells keygate nothing.
+    let client = admin.short_lived_client(5).await;
+    let user = admin.create_user("ssogone").await;
+    let app = spawn_app_with(client_options(&client)).await;
+    app.login(user.creds(), "/").await;
+    assert_eq!(app.get("/token").await.status(), 200);
+
+    let sessions: serde_json::Value = admin
+        .request(
+            reqwest::Method::GET,
+            &format!("/users/{}/sessions", user.id),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let sid = sessions[0]["id"].as_str().expect("a Keycloak session");
+    let r = admin
+        .request(reqwest::Method::DELETE, &format!("/sessions/{sid}"))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "delete session: {}", r.status());
+    assert_eq!(app.session_count(), 1, "keygate was not told");
+
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let r = app.get("/token").await;
+    assert_eq!(r.status(), 303);
+    assert_eq!(location(&r), "/login?next=%2Ftoken");
+    assert_eq!(app.me().await.status(), 401);
+    assert_eq!(app.session_count(), 0);
+}
