@@ -80,11 +80,29 @@ impl Revoke {
     }
 }
 
+/// Value → (revoked at, expires at), one map per kind (looked up by `&str`, no allocation).
 #[derive(Default)]
 struct Entries {
-    /// `(kind, value)` → (revoked at, expires at)
-    map: HashMap<(Kind, String), (i64, i64)>,
+    maps: [HashMap<String, (i64, i64)>; 3],
     loaded_until: i64,
+}
+
+impl Entries {
+    fn slot(&mut self, kind: Kind, value: String, at: i64, expires: i64) {
+        let slot = self.maps[kind as usize]
+            .entry(value)
+            .or_insert((at, expires));
+        slot.0 = slot.0.max(at);
+        slot.1 = slot.1.max(expires);
+    }
+
+    fn revoked_at(&self, kind: Kind, value: &str) -> Option<i64> {
+        self.maps[kind as usize].get(value).map(|(at, _)| *at)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.maps.iter().all(HashMap::is_empty)
+    }
 }
 
 /// The in-memory revocation list of this instance.
@@ -127,15 +145,17 @@ impl Revocations {
 
     /// Adds entries this instance just wrote.
     pub(crate) fn remember(&self, items: &[Revoke], at: i64) {
-        if let Ok(mut e) = self.entries.write() {
-            for item in items {
-                let slot = e
-                    .map
-                    .entry((item.kind, item.value.clone()))
-                    .or_insert((at, at + self.keep_secs));
-                slot.0 = slot.0.max(at);
-            }
+        let mut e = self.entries.write().unwrap_or_else(|p| p.into_inner());
+        for item in items {
+            e.slot(item.kind, item.value.clone(), at, at + self.keep_secs);
         }
+    }
+
+    /// Runs `check` on the entries under one read lock; false when there are none.
+    fn any(&self, check: impl FnOnce(&Entries) -> bool) -> bool {
+        // A poisoned lock still holds every entry: keep refusing what they name.
+        let e = self.entries.read().unwrap_or_else(|p| p.into_inner());
+        !e.is_empty() && check(&e)
     }
 
     /// Reads what other instances revoked since the last reload, and forgets expired entries.
@@ -143,46 +163,35 @@ impl Revocations {
         let since = self
             .entries
             .read()
-            .map(|e| e.loaded_until - OVERLAP_SECS)
-            .unwrap_or(0);
+            .unwrap_or_else(|p| p.into_inner())
+            .loaded_until
+            - OVERLAP_SECS;
         let t = now();
         let rows = store::run(pool, move |conn| Ok(revocations::since(conn, since, t)?)).await?;
         let n = rows.len();
-        if let Ok(mut e) = self.entries.write() {
-            e.map.retain(|_, (_, expires)| *expires > t);
-            for row in rows {
-                let Some(kind) = Kind::parse(&row.kind) else {
-                    continue;
-                };
-                let slot = e
-                    .map
-                    .entry((kind, row.value))
-                    .or_insert((row.revoked_at, row.expires_at));
-                slot.0 = slot.0.max(row.revoked_at);
-                slot.1 = slot.1.max(row.expires_at);
-            }
-            e.loaded_until = t;
+        let mut e = self.entries.write().unwrap_or_else(|p| p.into_inner());
+        for map in e.maps.iter_mut() {
+            map.retain(|_, (_, expires)| *expires > t);
         }
+        for row in rows {
+            if let Some(kind) = Kind::parse(&row.kind) {
+                e.slot(kind, row.value, row.revoked_at, row.expires_at);
+            }
+        }
+        e.loaded_until = t;
         Ok(n)
-    }
-
-    fn revoked_at(&self, kind: Kind, value: &str) -> Option<i64> {
-        let e = self.entries.read().ok()?;
-        e.map.get(&(kind, value.to_string())).map(|(at, _)| *at)
     }
 
     /// True when an access token with these claims was ended: its `sid` was revoked, or its
     /// `sub` was logged out at or after the token's `iat`.
     pub(crate) fn token_revoked(&self, claims: &Value) -> bool {
-        if self.is_empty() {
-            return false;
-        }
-        let text = |name| claims.get(name).and_then(Value::as_str);
-        if text("sid").is_some_and(|sid| self.revoked_at(Kind::Sid, sid).is_some()) {
-            return true;
-        }
-        let iat = claims.get("iat").and_then(Value::as_i64).unwrap_or(0);
-        text("sub").is_some_and(|sub| self.revoked_at(Kind::Sub, sub).is_some_and(|at| iat <= at))
+        self.any(|e| {
+            let text = |name| claims.get(name).and_then(Value::as_str);
+            let iat = claims.get("iat").and_then(Value::as_i64).unwrap_or(0);
+            text("sid").is_some_and(|sid| e.revoked_at(Kind::Sid, sid).is_some())
+                || text("sub")
+                    .is_some_and(|sub| e.revoked_at(Kind::Sub, sub).is_some_and(|at| iat <= at))
+        })
     }
 
     /// True when a browser session was ended: by its login, its Keycloak session, or a logout
@@ -194,22 +203,14 @@ impl Revocations {
         sub: Option<&str>,
         signed_in_at: i64,
     ) -> bool {
-        if self.is_empty() {
-            return false;
-        }
-        self.revoked_at(Kind::Login, login_id).is_some()
-            || sid.is_some_and(|s| self.revoked_at(Kind::Sid, s).is_some())
-            || sub.is_some_and(|s| {
-                self.revoked_at(Kind::Sub, s)
-                    .is_some_and(|at| signed_in_at <= at)
-            })
-    }
-
-    fn is_empty(&self) -> bool {
-        self.entries
-            .read()
-            .map(|e| e.map.is_empty())
-            .unwrap_or(true)
+        self.any(|e| {
+            e.revoked_at(Kind::Login, login_id).is_some()
+                || sid.is_some_and(|s| e.revoked_at(Kind::Sid, s).is_some())
+                || sub.is_some_and(|s| {
+                    e.revoked_at(Kind::Sub, s)
+                        .is_some_and(|at| signed_in_at <= at)
+                })
+        })
     }
 }
 
