@@ -10,6 +10,7 @@ pub(crate) mod auth;
 mod browser;
 mod client;
 mod cookies;
+mod csrf;
 mod handlers;
 pub(crate) mod response;
 mod routes;

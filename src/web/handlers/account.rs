@@ -1,7 +1,7 @@
 //! The signed-in user's own sessions: the list, and signing one or all of them out.
 
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpResponse, ResponseError};
+use actix_web::{web, HttpResponse};
 use askama::Template;
 use serde::Deserialize;
 
@@ -13,10 +13,17 @@ use crate::store::social_accounts::KEYCLOAK;
 use crate::store::{self, SocialAccount};
 use crate::web::auth::Authenticated;
 use crate::web::cookies::removal_cookie;
+use crate::web::csrf::{Checked, CsrfOnly};
 use crate::web::response::{
     error_page_with_retry, page, see_other, unexpected_page, with_cookie, with_csrf,
 };
 use crate::web::AppState;
+
+/// `?done=one` after a session was signed out.
+#[derive(Deserialize)]
+pub(crate) struct DoneQuery {
+    done: Option<String>,
+}
 
 /// One row of the list.
 struct SessionRow {
@@ -35,11 +42,6 @@ struct SessionsPage<'a> {
     sessions: Vec<SessionRow>,
     csrf_token: &'a str,
     notice: Option<&'static str>,
-}
-
-#[derive(Deserialize)]
-pub(crate) struct DoneQuery {
-    done: Option<String>,
 }
 
 /// GET /account/sessions: every open session of the user, this one marked.
@@ -81,25 +83,15 @@ pub(crate) async fn sessions_page(
     })
 }
 
-#[derive(Deserialize)]
-pub(crate) struct CsrfForm {
-    #[serde(default)]
-    csrf_token: String,
-}
-
 /// POST /account/sessions/{login}/end: signs one other session of the user out, here and (by
 /// revoking its refresh token) at Keycloak.
 pub(crate) async fn end_one(
     auth: Authenticated,
     ctx: AuditContext,
     state: web::Data<AppState>,
-    session: TypedSession,
     path: web::Path<String>,
-    form: web::Form<CsrfForm>,
+    _form: Checked<CsrfOnly>,
 ) -> HttpResponse {
-    if let Err(e) = session.check_csrf(&form.csrf_token) {
-        return e.error_response();
-    }
     let login_id = path.into_inner();
     let list = match sessions_of_user(&state.pool, auth.user.id).await {
         Ok(l) => l,
@@ -132,11 +124,8 @@ pub(crate) async fn end_all(
     ctx: AuditContext,
     state: web::Data<AppState>,
     session: TypedSession,
-    form: web::Form<CsrfForm>,
+    _form: Checked<CsrfOnly>,
 ) -> HttpResponse {
-    if let Err(e) = session.check_csrf(&form.csrf_token) {
-        return e.error_response();
-    }
     let user_id = auth.user.id;
     let accounts = match store::run(&state.pool, move |c| {
         Ok(SocialAccount::for_user(c, user_id)?)

@@ -1,15 +1,15 @@
 //! Logout: the confirm page and RP-initiated logout.
 
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpResponse, ResponseError};
+use actix_web::{web, HttpResponse};
 use askama::Template;
-use serde::Deserialize;
 
 use crate::domain::audit::{Audit, AuditContext, AuditKind};
 use crate::domain::revocations::Revoke;
 use crate::idp::{unverified, GrantError};
 use crate::session::TypedSession;
 use crate::web::cookies::removal_cookie;
+use crate::web::csrf::{Checked, CsrfOnly};
 use crate::web::response::{page, see_other, with_cookie, with_csrf};
 use crate::web::AppState;
 
@@ -29,23 +29,14 @@ pub(crate) async fn logout_page(session: TypedSession) -> HttpResponse {
     })
 }
 
-#[derive(Deserialize)]
-pub(crate) struct LogoutForm {
-    #[serde(default)]
-    csrf_token: String,
-}
-
 /// POST /logout: ends the local session, revokes the refresh token, and sends the browser to
 /// Keycloak's end-session endpoint, which comes back to the home page.
 pub(crate) async fn logout(
     ctx: AuditContext,
     state: web::Data<AppState>,
     session: TypedSession,
-    form: web::Form<LogoutForm>,
+    _form: Checked<CsrfOnly>,
 ) -> HttpResponse {
-    if let Err(e) = session.check_csrf(&form.csrf_token) {
-        return e.error_response();
-    }
     let auth = session.auth();
     session.sign_out();
     let mut home = state.public_url.clone();

@@ -1,7 +1,7 @@
 //! The user list, the user detail page and the actions on a user.
 
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpResponse, ResponseError};
+use actix_web::{web, HttpResponse};
 use askama::Template;
 use serde::Deserialize;
 
@@ -13,6 +13,7 @@ use crate::store::social_accounts::{self, KEYCLOAK};
 use crate::store::users::{UserQuery, UserSort};
 use crate::store::{self, audit_events, sessions, SocialAccount, User};
 use crate::web::admin_gate::Admin;
+use crate::web::csrf::{Checked, CsrfProtected};
 use crate::web::response::{error_page, path_with_query, see_other, with_csrf, Pager, PAGE_SIZE};
 use crate::web::AppState;
 
@@ -275,19 +276,21 @@ pub(crate) struct ActionForm {
     account_id: Option<i64>,
 }
 
+impl CsrfProtected for ActionForm {
+    fn csrf_token(&self) -> &str {
+        &self.csrf_token
+    }
+}
+
 /// POST /admin/users/{id}/{action}: runs a confirmed action and records it, with the acting
 /// admin, in the same transaction.
 pub(crate) async fn act(
     admin: Admin,
     ctx: AuditContext,
     state: web::Data<AppState>,
-    session: TypedSession,
     path: web::Path<(i64, String)>,
-    form: web::Form<ActionForm>,
+    Checked(form): Checked<ActionForm>,
 ) -> HttpResponse {
-    if let Err(e) = session.check_csrf(&form.csrf_token) {
-        return e.error_response();
-    }
     let (id, action) = path.into_inner();
     let Some(action) = Action::parse(&action) else {
         return not_found();
