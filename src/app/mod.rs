@@ -25,7 +25,7 @@ use crate::session::{spawn_purger, DbSessionStore, Refresher, RowCache, SessionL
 use crate::settings::{is_loopback, Settings};
 use crate::store;
 use crate::web::response::{render_bare_errors, store_failure};
-use crate::web::{carry_cookies, AppState, SESSION_COOKIE};
+use crate::web::{carry_cookies, AppState, Cookies};
 
 /// A running keygate: its port and the server to await.
 pub struct Application {
@@ -67,10 +67,10 @@ impl Application {
                 ),
                 key.clone(),
             )
-            .cookie_name(SESSION_COOKIE.into())
+            .cookie_name(server_state.cookies.session.into())
             .cookie_http_only(true)
             .cookie_same_site(SameSite::Lax)
-            .cookie_secure(server_state.secure_cookies)
+            .cookie_secure(server_state.cookies.secure)
             .cookie_content_security(CookieContentSecurity::Private)
             .session_lifecycle(BrowserSession::default().state_ttl(
                 actix_web::cookie::time::Duration::seconds(server_state.session_limits.max),
@@ -81,7 +81,7 @@ impl Application {
                 .add(("X-Frame-Options", "DENY"))
                 .add(("Referrer-Policy", "same-origin"))
                 .add(("Content-Security-Policy", csp.clone()));
-            if server_state.secure_cookies {
+            if server_state.cookies.secure {
                 headers = headers.add(("Strict-Transport-Security", "max-age=31536000"));
             }
             App::new()
@@ -141,7 +141,7 @@ fn state(settings: Settings, public_url: Url, pool: store::Pool) -> anyhow::Resu
     let grants = Arc::new(Grants::new(discovery.clone(), settings.leeway));
     let revocations = Arc::new(Revocations::new(settings.session_max));
     Ok(AppState {
-        secure_cookies: public_url.scheme() == "https",
+        cookies: Cookies::for_https(public_url.scheme() == "https"),
         access_tokens: AccessTokens::new(&settings, jwks.clone()),
         logout_tokens: LogoutTokens::new(&settings, jwks),
         admin: Arc::new(KeycloakAdmin::new(settings.issuer(), discovery)),

@@ -17,7 +17,7 @@ use serde_json::Value;
 
 use super::auth::{finish, user_for_claims, validate, AuthSource, Authenticated, Failure};
 use super::client::audit_context;
-use super::cookies::{removal_cookie, set_on_response, token_cookie, SESSION_COOKIE, TOKEN_COOKIE};
+use super::cookies::{removal_cookie, set_on_response, token_cookie};
 use super::AppState;
 use crate::domain::revocations::Revocations;
 use crate::domain::user_cache::UserSnapshot;
@@ -113,14 +113,14 @@ pub(super) async fn authenticate(
     state: &AppState,
     req: &HttpRequest,
 ) -> Result<Authenticated, Failure> {
-    let session_cookie = req.cookie(SESSION_COOKIE);
+    let session_cookie = req.cookie(state.cookies.session);
     if let Some(cookie) = &session_cookie {
         let hit = state
             .browsers
             .get(cookie.value(), &state.revocations, &state.session_limits);
         if let Some((snapshot, claims, token)) = hit {
             // The TOKEN cookie counts when it is the session's own token.
-            let source = match req.cookie(TOKEN_COOKIE) {
+            let source = match req.cookie(state.cookies.token) {
                 Some(t) if t.value() == &*token => AuthSource::Cookie,
                 _ => AuthSource::Session,
             };
@@ -136,18 +136,23 @@ pub(super) async fn authenticate(
         .await
         .map_err(|e| Failure::Internal(anyhow::anyhow!("session: {e}")))?;
     let Some(mut auth) = session.auth() else {
-        if req.cookie(TOKEN_COOKIE).is_some() {
+        if req.cookie(state.cookies.token).is_some() {
             log::debug!("TOKEN cookie without a live session (signed out?): ignored");
         }
         return Err(Failure::Missing);
     };
-    if let Some(cookie) = req.cookie(TOKEN_COOKIE) {
+    if let Some(cookie) = req.cookie(state.cookies.token) {
         match validate(state, cookie.value()).await {
             // keygate's own token counts as expired at its `exp` (no leeway), and one about to
             // expire is refreshed below rather than used.
             Ok(claims) if !live(&claims) => log::debug!("TOKEN cookie expires: refreshing"),
             Ok(claims) if state.revocations.token_revoked(&claims.claims) => {
                 log::debug!("TOKEN cookie of a session that was logged out: ignored")
+            }
+            // Another subject's token (planted from a sibling subdomain?) is never looked up,
+            // let alone provisioned: only the session's own subject counts.
+            Ok(claims) if auth.sub.as_deref() != Some(claims.sub.as_str()) => {
+                log::warn!("TOKEN cookie of another subject than the session's: ignored")
             }
             Ok(claims) => {
                 let snapshot = user_for_claims(state, &claims.sub, claims.claims.clone()).await?;
@@ -266,11 +271,7 @@ async fn session_token(
             .await
         {
             Ok(fresh) => {
-                let cookie = token_cookie(
-                    state.secure_cookies,
-                    &fresh.tokens.access_token,
-                    fresh.user_id,
-                );
+                let cookie = token_cookie(state.cookies, &fresh.tokens.access_token, fresh.user_id);
                 set_on_response(req, cookie);
                 fresh
             }
@@ -298,6 +299,6 @@ async fn session_token(
 fn end(state: &AppState, req: &HttpRequest, session: &TypedSession, why: String) -> Failure {
     log::info!("session ended at refresh: {why}");
     session.sign_out();
-    set_on_response(req, removal_cookie(state.secure_cookies));
+    set_on_response(req, removal_cookie(state.cookies));
     Failure::Ended(why)
 }

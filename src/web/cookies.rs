@@ -6,10 +6,36 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
 use actix_web::{HttpMessage, HttpRequest};
 
-/// Name of the session cookie (a random key; the state is in the database).
-pub(crate) const SESSION_COOKIE: &str = "keygate_session";
-/// Name of the cookie that carries the access token for the UI.
-pub(crate) const TOKEN_COOKIE: &str = "TOKEN";
+/// The cookies keygate sets, named for the scheme it is served on. On https the names carry the
+/// `__Host-` prefix: browsers then accept them only with `Secure`, `Path=/` and no `Domain`, so a
+/// sibling subdomain or a plain-http page cannot plant or overwrite them. On http (loopback
+/// development) they keep their plain names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Cookies {
+    /// The session cookie (a random key; the state is in the database).
+    pub session: &'static str,
+    /// The cookie that carries the access token for the UI (seed 000).
+    pub token: &'static str,
+    pub secure: bool,
+}
+
+impl Cookies {
+    pub(crate) fn for_https(secure: bool) -> Self {
+        if secure {
+            Cookies {
+                session: "__Host-keygate_session",
+                token: "__Host-TOKEN",
+                secure,
+            }
+        } else {
+            Cookies {
+                session: "keygate_session",
+                token: "TOKEN",
+                secure,
+            }
+        }
+    }
+}
 /// Browsers drop cookies over 4096 bytes (name, value and attributes); stay clear of it.
 const MAX_TOKEN_COOKIE: usize = 3800;
 
@@ -17,7 +43,7 @@ const MAX_TOKEN_COOKIE: usize = 3800;
 /// Max-Age, so it ends with the browser session like the session cookie. A token too large for a
 /// cookie (many roles or groups) yields a removal cookie instead; the user is then served from the
 /// server-side session, and the log says why.
-pub(crate) fn token_cookie(secure: bool, access_token: &str, user_id: i64) -> Cookie<'static> {
+pub(crate) fn token_cookie(names: Cookies, access_token: &str, user_id: i64) -> Cookie<'static> {
     if access_token.len() > MAX_TOKEN_COOKIE {
         log::warn!(
             "access token of user {user_id} is {} bytes, too large for the TOKEN cookie (limit \
@@ -25,24 +51,24 @@ pub(crate) fn token_cookie(secure: bool, access_token: &str, user_id: i64) -> Co
              roles, groups or mappers in the token to restore the cookie",
             access_token.len(),
         );
-        return removal_cookie(secure);
+        return removal_cookie(names);
     }
-    base(secure, access_token.to_string())
+    base(names, access_token.to_string())
 }
 
 /// A cookie that deletes TOKEN.
-pub(crate) fn removal_cookie(secure: bool) -> Cookie<'static> {
-    let mut c = base(secure, String::new());
+pub(crate) fn removal_cookie(names: Cookies) -> Cookie<'static> {
+    let mut c = base(names, String::new());
     c.make_removal();
     c
 }
 
-fn base(secure: bool, value: String) -> Cookie<'static> {
-    Cookie::build(TOKEN_COOKIE, value)
+fn base(names: Cookies, value: String) -> Cookie<'static> {
+    Cookie::build(names.token, value)
         .path("/")
         .http_only(true)
         .same_site(SameSite::Lax)
-        .secure(secure)
+        .secure(names.secure)
         .finish()
 }
 
@@ -78,4 +104,26 @@ pub(crate) async fn carry_cookies(
         }
     }
     Ok(res)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn on_https_both_cookies_are_host_prefixed_and_secure() {
+        let names = Cookies::for_https(true);
+        assert_eq!(
+            (names.session, names.token),
+            ("__Host-keygate_session", "__Host-TOKEN")
+        );
+        let c = token_cookie(names, "t", 1);
+        assert_eq!(c.name(), "__Host-TOKEN");
+        assert_eq!(
+            (c.secure(), c.path(), c.domain()),
+            (Some(true), Some("/"), None)
+        );
+        let plain = token_cookie(Cookies::for_https(false), "t", 1);
+        assert_eq!((plain.name(), plain.secure()), ("TOKEN", Some(false)));
+    }
 }

@@ -17,6 +17,6 @@ mod routes;
 mod signin;
 mod state;
 
-pub(crate) use cookies::{carry_cookies, SESSION_COOKIE};
+pub(crate) use cookies::{carry_cookies, Cookies};
 pub(crate) use routes::configure;
 pub use state::AppState;

@@ -57,7 +57,7 @@ pub(crate) async fn complete_sign_in(
     if !user.is_active {
         return Err(SignInError::Deactivated(user.id));
     }
-    let token_cookie = token_cookie(state.secure_cookies, &tokens.access_token, user.id);
+    let token_cookie = token_cookie(state.cookies, &tokens.access_token, user.id);
     let t = now();
     session.sign_in(&AuthSession {
         login_id: random_token(16),

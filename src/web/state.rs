@@ -4,6 +4,8 @@ use std::sync::Arc;
 
 use url::Url;
 
+use super::cookies::Cookies;
+
 use crate::domain::next_url::NextUrl;
 use crate::domain::rate_limit::FailureLimiter;
 use crate::domain::revocations::Revocations;
@@ -18,8 +20,8 @@ pub struct AppState {
     pub settings: Settings,
     pub pool: Pool,
     pub(crate) public_url: Url,
-    /// Cookies get `Secure` when keygate is served over https.
-    pub(crate) secure_cookies: bool,
+    /// The cookies' names and `Secure`, from the public URL's scheme.
+    pub(crate) cookies: Cookies,
     pub(crate) grants: Arc<Grants>,
     pub(crate) access_tokens: AccessTokens,
     pub(crate) logout_tokens: LogoutTokens,

@@ -35,16 +35,7 @@ async fn access_token(app: &TestApp) -> String {
 #[actix_web::test]
 async fn a_logout_on_one_instance_ends_the_bearer_token_on_the_other() {
     let (first, second) = spawn_pair(AppOptions::default).await;
-    let signed_in = first.login(ALICE, "/").await;
-    let session = signed_in
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|c| c.to_str().ok())
-        .find(|c| c.starts_with("keygate_session="))
-        .and_then(|c| c.split(';').next())
-        .expect("a session cookie")
-        .to_string();
+    let session = session_cookie(&first.login(ALICE, "/").await);
     // The same session cookie, copied: what a second tab or a stolen cookie would send.
     let copy = |app: &TestApp| {
         let (url, cookie) = (app.url("/api/me"), session.clone());

@@ -423,3 +423,59 @@ async fn without_an_audience_mapper_tokens_pass_only_with_accept_azp() {
     let other = other["access_token"].as_str().unwrap();
     assert_eq!(bearer_me(&lenient, other).await.status(), 401);
 }
+
+/// Someone who can set cookies for this site (a sibling subdomain, an application proxied under
+/// its origin) plants their own token: browsers send the cookie with the longer path first.
+#[actix_web::test]
+async fn a_planted_token_cookie_never_becomes_the_victims_token() {
+    let app = spawn_app().await;
+    let session = session_cookie(&app.login(ALICE, "/").await);
+    let attacker = demo_token(BOB).await;
+    let r = reqwest::Client::new()
+        .post(app.url("/api/token"))
+        .header("cookie", format!("TOKEN={attacker}; {session}"))
+        .json(&serde_json::json!({"process": "login-from-cookie"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let handed_out = json(r).await["access_token"].as_str().unwrap().to_string();
+    assert_eq!(
+        jwt_claims(&handed_out)["preferred_username"],
+        "alice",
+        "the session's own token, not the planted one"
+    );
+
+    // Nor does the extractor look up (or create) a user for a planted subject.
+    let admin = RealmAdmin::connect().await;
+    let stranger = admin.create_user("planted").await;
+    let foreign = demo_token(stranger.creds()).await;
+    let before = app.user_count();
+    let me = reqwest::Client::new()
+        .get(app.url("/api/me"))
+        .header("cookie", format!("TOKEN={foreign}; {session}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(json(me).await["username"], "alice");
+    assert_eq!(app.user_count(), before, "no user for the planted subject");
+}
+
+#[actix_web::test]
+async fn on_https_the_cookies_carry_the_host_prefix() {
+    let app = spawn_app_with(AppOptions {
+        extra: vec![("KEYGATE_PUBLIC_URL", "https://127.0.0.1:8443".into())],
+        ..Default::default()
+    })
+    .await;
+    let r = app.get("/login/keycloak?next=/").await;
+    assert_eq!(r.status(), 303);
+    let cookie = session_cookie(&r);
+    assert!(cookie.starts_with("__Host-keygate_session="), "{cookie}");
+    let header = r.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(
+        header.contains("Secure") && header.contains("Path=/"),
+        "{header}"
+    );
+    assert!(!header.contains("Domain"), "{header}");
+}

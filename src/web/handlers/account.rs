@@ -151,10 +151,7 @@ pub(crate) async fn end_all(
         return unexpected_page(&anyhow::Error::new(e));
     }
     session.sign_out();
-    with_cookie(
-        see_other("/?signed_out=1"),
-        &removal_cookie(state.secure_cookies),
-    )
+    with_cookie(see_other("/?signed_out=1"), &removal_cookie(state.cookies))
 }
 
 fn no_such_session() -> HttpResponse {

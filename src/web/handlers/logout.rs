@@ -77,8 +77,5 @@ pub(crate) async fn logout(
         None
     };
     let target = end_session.unwrap_or(home);
-    with_cookie(
-        see_other(target.as_str()),
-        &removal_cookie(state.secure_cookies),
-    )
+    with_cookie(see_other(target.as_str()), &removal_cookie(state.cookies))
 }

@@ -7,13 +7,13 @@ use askama::Template;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::next_url::NextUrl;
-use crate::session::refresh::{fresh_enough, is_fresh};
+use crate::session::refresh::is_fresh;
 use crate::session::{RefreshError, TypedSession};
 use crate::store::{self, User};
 use crate::util::now;
 use crate::web::auth::Authenticated;
 use crate::web::client::audit_context;
-use crate::web::cookies::{token_cookie, TOKEN_COOKIE};
+use crate::web::cookies::token_cookie;
 use crate::web::response::{page, ApiError, NO_STORE};
 use crate::web::AppState;
 
@@ -102,8 +102,10 @@ pub(crate) async fn issue_token(
         reason: reason.to_string(),
     };
 
-    // The token comes from the cookie, but only for a live session: a session ended by logout
-    // (here or in Keycloak) stops handing out tokens at once.
+    // Only the session's own tokens are handed out, never what a TOKEN cookie says: a cookie can
+    // be planted (from a sibling subdomain, or by an application proxied under this origin) to
+    // make the victim's UI work as the attacker. A session ended by a logout (here or in
+    // Keycloak) stops handing out tokens at once.
     let Some(auth) = session.auth() else {
         return Err(unauthorized("token request without a session"));
     };
@@ -111,34 +113,20 @@ pub(crate) async fn issue_token(
         .await?
         .ok_or_else(|| unauthorized("session user no longer exists"))?;
 
-    if !force {
-        if let Some(cookie) = req.cookie(TOKEN_COOKIE) {
-            if let Ok(claims) = state.access_tokens.validate(cookie.value()).await {
-                let iat = claims.claims.get("iat").and_then(|v| v.as_i64());
-                if fresh_enough(iat.unwrap_or(0), claims.exp) {
-                    return Ok(token_response(cookie.value(), claims.exp, None));
-                }
-            }
-        }
-        if is_fresh(&auth) {
-            let cookie = token_cookie(state.secure_cookies, &auth.tokens.access_token, user.id);
-            return Ok(token_response(
-                &auth.tokens.access_token,
-                auth.tokens.access_expires_at,
-                Some(cookie),
-            ));
-        }
+    if !force && is_fresh(&auth) {
+        let cookie = token_cookie(state.cookies, &auth.tokens.access_token, user.id);
+        return Ok(token_response(
+            &auth.tokens.access_token,
+            auth.tokens.access_expires_at,
+            Some(cookie),
+        ));
     }
     let ctx = audit_context(&req);
     let refreshed = match state.refresher.fresh_tokens(&auth, force, &ctx).await {
         Ok(a) => a,
         Err(e) => return Err(refresh_failed(e, &session, unauthorized)),
     };
-    let cookie = token_cookie(
-        state.secure_cookies,
-        &refreshed.tokens.access_token,
-        user.id,
-    );
+    let cookie = token_cookie(state.cookies, &refreshed.tokens.access_token, user.id);
     Ok(token_response(
         &refreshed.tokens.access_token,
         refreshed.tokens.access_expires_at,

@@ -125,3 +125,26 @@ pub async fn json(r: reqwest::Response) -> Value {
     let text = r.text().await.expect("body");
     serde_json::from_str(&text).unwrap_or_else(|_| panic!("expected JSON ({status}): {text}"))
 }
+
+/// The `name=value` of the session cookie a response sets (`keygate_session`, or its `__Host-`
+/// name on https), for tests that send cookies by hand.
+pub fn session_cookie(r: &reqwest::Response) -> String {
+    r.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|c| c.to_str().ok())
+        .find(|c| c.starts_with("keygate_session=") || c.starts_with("__Host-keygate_session="))
+        .and_then(|c| c.split(';').next())
+        .expect("a session cookie")
+        .to_string()
+}
+
+/// The claims of a JWT, read without checking it (tests only look at what keygate handed out).
+pub fn jwt_claims(jwt: &str) -> Value {
+    use base64::Engine;
+    let payload = jwt.split('.').nth(1).expect("a compact JWT");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .expect("base64url");
+    serde_json::from_slice(&bytes).expect("JSON claims")
+}
