@@ -58,7 +58,7 @@ async fn the_home_page_shows_who_is_signed_in() {
 }
 
 #[actix_web::test]
-async fn a_second_login_reuses_the_user_and_renews_the_session_key() {
+async fn a_second_login_of_one_subject_reuses_its_user() {
     let app = spawn_app().await;
     app.login(BOB, "/").await;
     let first = json(app.me().await).await;
@@ -80,6 +80,39 @@ async fn a_second_login_reuses_the_user_and_renews_the_session_key() {
     assert_eq!(app.user_count(), 1);
     assert_eq!(count(&mut app.conn(), "social_accounts"), 1);
     assert_eq!(app.session_count(), 2);
+}
+
+/// Session fixation: a session key (and the CSRF token in it) planted in the victim's browser
+/// before sign-in must be worth nothing after it.
+#[actix_web::test]
+async fn a_planted_session_and_its_csrf_token_are_dead_after_sign_in() {
+    let app = spawn_app().await;
+    let page = app.get("/register").await;
+    let planted = session_cookie(&page);
+    let planted_csrf = csrf_of(&page.text().await.unwrap());
+
+    let signed_in = session_cookie(&app.login(ALICE, "/").await);
+    assert_ne!(signed_in, planted, "sign-in issues a new session key");
+    let with_planted = reqwest::Client::new()
+        .get(app.url("/api/me"))
+        .header("cookie", &planted)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(with_planted.status(), 401, "the planted key is dead");
+    let r = app
+        .client
+        .post(app.url("/logout"))
+        .form(&[("csrf_token", planted_csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        403,
+        "the planted CSRF token is not the signed-in session's"
+    );
+    assert_eq!(app.me().await.status(), 200, "nothing was signed out");
 }
 
 #[actix_web::test]
