@@ -54,6 +54,16 @@ impl User {
             .load(conn)
     }
 
+    /// The username of the one user whose email is `email` (compared case-insensitively).
+    pub(crate) fn username_of_email(conn: &mut DbConn, email: &str) -> QueryResult<Option<String>> {
+        let mut names: Vec<String> = users::table
+            .filter(lower_opt(users::email).eq(email.to_lowercase()))
+            .select(users::username)
+            .limit(2)
+            .load(conn)?;
+        Ok(if names.len() == 1 { names.pop() } else { None })
+    }
+
     pub(crate) fn username_taken(conn: &mut DbConn, username: &str) -> QueryResult<bool> {
         diesel::select(diesel::dsl::exists(
             users::table.filter(users::username.eq(username)),

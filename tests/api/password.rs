@@ -1,5 +1,6 @@
-//! The password form (KEYGATE_PASSWORD_LOGIN): sign-in, one message for wrong credentials, the
-//! rate limit (by forwarded address behind a trusted proxy), disabled and unfinished accounts.
+//! The password form (KEYGATE_PASSWORD_LOGIN): sign-in, one message for wrong credentials and
+//! disabled accounts, the rate limit (atomic, one budget per account, by forwarded address behind
+//! a trusted proxy), unfinished accounts.
 
 use serde_json::json;
 
@@ -80,7 +81,7 @@ async fn wrong_credentials_get_one_generic_message_and_then_a_rate_limit() {
 }
 
 #[actix_web::test]
-async fn disabled_and_unfinished_accounts_get_their_own_messages() {
+async fn a_disabled_account_gets_the_generic_answer_and_an_unfinished_one_its_own() {
     let app = spawn_app_with(password_app()).await;
     let admin = RealmAdmin::connect().await;
     let disabled = admin.create_user("disabled").await;
@@ -91,9 +92,13 @@ async fn disabled_and_unfinished_accounts_get_their_own_messages() {
         .await
         .unwrap();
     assert!(r.status().is_success());
-    let page = password_login(&app, disabled.creds()).await;
-    assert_eq!(page.status(), 403);
-    assert!(page.text().await.unwrap().contains("disabled in Keycloak"));
+    // Keycloak says "disabled" for any password: saying so would tell who has an account.
+    let page = password_login(&app, (&disabled.username, "any-password-at-all")).await;
+    assert_eq!(page.status(), 401);
+    let page = page.text().await.unwrap();
+    assert!(page.contains("Wrong username or password."), "{page}");
+    assert!(!page.contains("disabled in Keycloak"), "{page}");
+    assert_audited(&app, "login_failed");
 
     let unfinished = admin.create_user("unfinished").await;
     admin
@@ -157,4 +162,67 @@ async fn behind_a_trusted_proxy_the_rate_limit_counts_forwarded_addresses() {
         audit_events.select(ip).load(&mut app.conn()).unwrap()
     };
     assert!(ips.contains(&Some("198.51.100.9".into())), "{ips:?}");
+}
+
+#[actix_web::test]
+async fn parallel_attempts_cannot_pass_the_limit_together() {
+    let app = spawn_app_with(password_app()).await;
+    let csrf = csrf_of(&app.page("/login").await);
+    let attempts = (0..30).map(|i| {
+        let request = app.client.post(app.url("/login/password")).form(&[
+            ("csrf_token", csrf.clone()),
+            ("username", "bob".to_string()),
+            ("password", format!("wrong-{i}")),
+        ]);
+        async move { request.send().await.unwrap().status().as_u16() }
+    });
+    let statuses = futures_util::future::join_all(attempts).await;
+    let heard = statuses.iter().filter(|s| **s == 401).count();
+    let limited = statuses.iter().filter(|s| **s == 429).count();
+    assert_eq!(
+        heard, 5,
+        "five attempts reach Keycloak, no more: {statuses:?}"
+    );
+    assert_eq!(limited, 25);
+}
+
+#[actix_web::test]
+async fn the_username_and_the_email_of_an_account_share_one_budget() {
+    let app = spawn_app_with(AppOptions {
+        extra: vec![
+            ("KEYGATE_PASSWORD_LOGIN", "true".into()),
+            ("KEYGATE_TRUST_FORWARDED", "true".into()),
+        ],
+        ..Default::default()
+    })
+    .await;
+    // Bob is known locally (with his email) once he has signed in.
+    let (_, _) = app.other_browser(BOB).await;
+    let csrf = csrf_of(&app.page("/login").await);
+    // Each attempt from another address, so that only the account's budget can run out.
+    let attempt = |i: u8, username: &'static str| {
+        let request = app
+            .client
+            .post(app.url("/login/password"))
+            .header("x-forwarded-for", format!("198.51.100.{i}"))
+            .form(&[
+                ("csrf_token", csrf.clone()),
+                ("username", username.to_string()),
+                ("password", "wrong-password".to_string()),
+            ]);
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    for i in 0..5 {
+        assert_eq!(attempt(i, "Bob").await, 401);
+    }
+    assert_eq!(
+        attempt(9, "BOB@EXAMPLE.COM").await,
+        429,
+        "the same account by its address, in capitals"
+    );
+    assert_eq!(
+        attempt(10, "alice").await,
+        401,
+        "another account is not limited"
+    );
 }

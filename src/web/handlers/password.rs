@@ -7,6 +7,7 @@ use serde::Deserialize;
 use super::login::{render_login, to_next, LoginError};
 use crate::domain::audit::{Audit, AuditContext, AuditKind};
 use crate::domain::next_url::NextUrl;
+use crate::domain::rate_limit::account_key;
 use crate::idp::GrantError;
 use crate::session::TypedSession;
 use crate::web::response::{error_page, unexpected_page};
@@ -61,38 +62,46 @@ pub(crate) async fn password_login(
         return Ok(page);
     }
     let ip = ctx.ip.clone().unwrap_or_default();
-    let keys = [
-        format!("ip:{ip}"),
-        format!("user:{}", username.to_lowercase()),
-    ];
-    if let Err(wait) = state.login_failures.check(&keys) {
-        log::warn!("password login rate-limited for {ip} / {username}");
-        let detail = format!("password login as {username:?}: rate-limited");
-        failed(detail).write(&state.pool, &ctx).await;
-        let message = format!("Too many failed sign-in attempts. Try again in {wait} seconds.");
-        let mut page = render_login(
-            &state,
-            &session,
-            &next,
-            Some(&message),
-            &username,
-            StatusCode::TOO_MANY_REQUESTS,
-        );
-        page.headers_mut()
-            .insert(header::RETRY_AFTER, header::HeaderValue::from(wait));
-        return Ok(page);
-    }
+    // One budget per client address and one per account, whichever name the account was given.
+    let account = account_key(&state.pool, &username).await;
+    let keys = vec![format!("ip:{ip}"), format!("user:{account}")];
+    let attempt = match state.login_failures.reserve(keys) {
+        Ok(attempt) => attempt,
+        Err(wait) => {
+            log::warn!("password login rate-limited for {ip:?} / {username:?}");
+            let detail = format!("password login as {username:?}: rate-limited");
+            failed(detail).write(&state.pool, &ctx).await;
+            let message = format!("Too many failed sign-in attempts. Try again in {wait} seconds.");
+            let mut page = render_login(
+                &state,
+                &session,
+                &next,
+                Some(&message),
+                &username,
+                StatusCode::TOO_MANY_REQUESTS,
+            );
+            page.headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from(wait));
+            return Ok(page);
+        }
+    };
     let grant = match state.grants.password_grant(&username, &form.password).await {
         Ok(grant) => grant,
         Err(GrantError::Rejected { error, description }) => {
             let failure = classify_password_failure(&error, &description);
-            if matches!(failure, LoginError::BadCredentials) {
-                state.login_failures.record_failure(&keys);
-            }
             let detail = format!("password login as {username:?}: {failure}");
             failed(detail).write(&state.pool, &ctx).await;
-            log::info!("password login refused for {username}: {error}: {description}");
-            return Ok(match failure {
+            log::info!("password login refused for {username:?}: {error:?}: {description:?}");
+            // Keycloak says "disabled" whatever the password: answered and counted like wrong
+            // credentials, so the form tells nobody which accounts exist (the audit log does).
+            let shown = match failure {
+                LoginError::BadCredentials | LoginError::AccountDisabled(_) => {
+                    attempt.failed();
+                    LoginError::BadCredentials
+                }
+                other => other,
+            };
+            return Ok(match shown {
                 LoginError::Unexpected(e) => unexpected_page(&e),
                 other => render_login(
                     &state,
