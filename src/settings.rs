@@ -54,6 +54,27 @@ pub enum LinkPolicy {
     VerifiedEmail,
 }
 
+/// How keygate finds the client address behind reverse proxies it trusts.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Forwarded {
+    /// Which header the proxy writes (`KEYGATE_FORWARDED_HEADER`: `x-forwarded-for`, the default,
+    /// or `forwarded`, RFC 7239). The other one is ignored.
+    pub header: ForwardedHeader,
+    /// How many proxies append to it (`KEYGATE_FORWARDED_HOPS`, default 1): the address is that
+    /// many entries from the right, the one the outermost trusted proxy saw. Entries further left
+    /// are what the client wrote and are never used.
+    pub hops: usize,
+    /// When set (`KEYGATE_TRUSTED_PROXIES`, comma-separated addresses), the header counts only on
+    /// connections from these addresses.
+    pub proxies: Vec<std::net::IpAddr>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ForwardedHeader {
+    XForwardedFor,
+    Forwarded,
+}
+
 #[derive(Clone, Debug)]
 pub struct Settings {
     /// Address to listen on (`KEYGATE_BIND`).
@@ -88,9 +109,9 @@ pub struct Settings {
     pub audit_retention_days: u32,
     /// Cache validated access tokens until they expire (`KEYGATE_TOKEN_CACHE`, default true).
     pub token_cache: bool,
-    /// Take the client address from `Forwarded`/`X-Forwarded-For` (`KEYGATE_TRUST_FORWARDED`):
-    /// only behind a reverse proxy that sets them, or clients could pick their own address.
-    pub trust_forwarded: bool,
+    /// Take the client address from what a reverse proxy appended (`KEYGATE_TRUST_FORWARDED`);
+    /// `None` means the peer address.
+    pub forwarded: Option<Forwarded>,
 }
 
 impl Settings {
@@ -208,9 +229,52 @@ impl Settings {
             link_policy,
             audit_retention_days: parse_num(&get, "KEYGATE_AUDIT_RETENTION_DAYS", 90)? as u32,
             token_cache: parse_bool(&get, "KEYGATE_TOKEN_CACHE", true)?,
-            trust_forwarded: parse_bool(&get, "KEYGATE_TRUST_FORWARDED", false)?,
+            forwarded: parse_forwarded(&get)?,
         })
     }
+}
+
+fn parse_forwarded(
+    get: &impl Fn(&str) -> Option<String>,
+) -> Result<Option<Forwarded>, SettingsError> {
+    if !parse_bool(get, "KEYGATE_TRUST_FORWARDED", false)? {
+        return Ok(None);
+    }
+    let header = match get("KEYGATE_FORWARDED_HEADER")
+        .map(|v| v.trim().to_ascii_lowercase())
+        .as_deref()
+    {
+        None | Some("x-forwarded-for") => ForwardedHeader::XForwardedFor,
+        Some("forwarded") => ForwardedHeader::Forwarded,
+        Some(other) => {
+            return Err(bad(
+                "KEYGATE_FORWARDED_HEADER",
+                format!("expected `x-forwarded-for` or `forwarded`, got `{other}`"),
+            ))
+        }
+    };
+    let hops = parse_num(get, "KEYGATE_FORWARDED_HOPS", 1)?;
+    if !(1..=10).contains(&hops) {
+        return Err(bad("KEYGATE_FORWARDED_HOPS", "expected 1 to 10"));
+    }
+    let proxies = match get("KEYGATE_TRUSTED_PROXIES") {
+        None => vec![],
+        Some(list) => list
+            .split(',')
+            .map(|a| a.trim().parse())
+            .collect::<Result<_, _>>()
+            .map_err(|_| {
+                bad(
+                    "KEYGATE_TRUSTED_PROXIES",
+                    "expected comma-separated IP addresses",
+                )
+            })?,
+    };
+    Ok(Some(Forwarded {
+        header,
+        hops: hops as usize,
+        proxies,
+    }))
 }
 
 /// A config file: `KEY=value` lines, `#` comments, optional quotes around values. Only

@@ -226,3 +226,47 @@ async fn the_username_and_the_email_of_an_account_share_one_budget() {
         "another account is not limited"
     );
 }
+
+#[actix_web::test]
+async fn a_client_cannot_choose_its_address_by_writing_forwarded_headers() {
+    let app = spawn_app_with(AppOptions {
+        extra: vec![
+            ("KEYGATE_PASSWORD_LOGIN", "true".into()),
+            ("KEYGATE_TRUST_FORWARDED", "true".into()),
+        ],
+        ..Default::default()
+    })
+    .await;
+    let csrf = csrf_of(&app.page("/login").await);
+    // The client writes a new address each time; the proxy appends the one it saw.
+    let attempt = |i: u8| {
+        let request = app
+            .client
+            .post(app.url("/login/password"))
+            .header("x-forwarded-for", format!("10.9.8.{i}, 203.0.113.7"))
+            .header("forwarded", format!("for=10.7.7.{i}"))
+            .form(&[
+                ("csrf_token", csrf.clone()),
+                ("username", format!("guess-{i}")),
+                ("password", "wrong-password".to_string()),
+            ]);
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    for i in 0..5 {
+        assert_eq!(attempt(i).await, 401);
+    }
+    assert_eq!(
+        attempt(5).await,
+        429,
+        "one client, one budget, whatever it wrote"
+    );
+    let ips: Vec<Option<String>> = {
+        use diesel::prelude::*;
+        use keygate::store::schema::audit_events::dsl::*;
+        audit_events.select(ip).load(&mut app.conn()).unwrap()
+    };
+    assert!(
+        ips.iter().all(|i| i.as_deref() == Some("203.0.113.7")),
+        "the audit log holds the proxy's word only: {ips:?}"
+    );
+}
