@@ -45,6 +45,7 @@ impl Application {
             None => Url::parse(&format!("http://{addr}"))?,
         };
         let key = session_key(&settings, &public_url)?;
+        warn_about_linking(&settings);
         let pool = store::connect(&settings.database_url)?;
         let migrate_pool = pool.clone();
         tokio::task::spawn_blocking(move || store::migrate(&migrate_pool)).await??;
@@ -160,6 +161,18 @@ fn state(settings: Settings, public_url: Url, pool: store::Pool) -> anyhow::Resu
         public_url,
         pool,
     })
+}
+
+/// Linking by email trusts every address in the realm; with registration on, anyone chooses one.
+fn warn_about_linking(settings: &Settings) {
+    if settings.link_policy == crate::settings::LinkPolicy::VerifiedEmail && settings.registration {
+        log::warn!(
+            "KEYGATE_LINK_BY_EMAIL=verified together with KEYGATE_REGISTRATION=true: a first \
+             Keycloak sign-in attaches to an existing local user (without a Keycloak account, with \
+             a verified address) of the same address. Keep linking on only while every address in \
+             the realm is verified by its owner, and switch it off once legacy users are linked"
+        );
+    }
 }
 
 /// The cookie key: the configured secret, or on a loopback URL a random one (sessions then end

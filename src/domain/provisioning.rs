@@ -121,6 +121,7 @@ fn provision_once(
     // for it (busy timeout) instead of failing to upgrade a read lock later.
     let update = ProfileUpdate {
         email: profile.email.as_deref(),
+        email_verified: profile.email_verified,
         first_name: &profile.first_name,
         last_name: &profile.last_name,
         last_login_at: Some(now),
@@ -148,6 +149,7 @@ fn provision_once(
             let new = NewUser {
                 username: &username,
                 email: profile.email.as_deref(),
+                email_verified: profile.email_verified,
                 first_name: &profile.first_name,
                 last_name: &profile.last_name,
                 is_active: true,
@@ -194,7 +196,11 @@ fn link_account(
     Ok(())
 }
 
-/// Under [`LinkPolicy::VerifiedEmail`], the single existing user with this verified email.
+/// Under [`LinkPolicy::VerifiedEmail`], the single existing user this sign-in may attach to: Keycloak
+/// vouches for the address, the local user's own address is verified too, and the local user has
+/// no Keycloak account yet. A user who has one (registered through keygate, or signed in before)
+/// is that account's: linking to it would let whoever set that account's address, verified or
+/// not, pre-empt the real owner's first sign-in.
 fn linkable_user(
     conn: &mut DbConn,
     profile: &Profile,
@@ -206,10 +212,18 @@ fn linkable_user(
     let Some(email) = profile.email.as_deref() else {
         return Ok(None);
     };
-    let mut matches = User::find_by_email(conn, email)?;
+    let mut candidates = vec![];
+    for user in User::find_by_email(conn, email)? {
+        let has_keycloak = SocialAccount::for_user(conn, user.id)?
+            .iter()
+            .any(|a| a.provider == KEYCLOAK);
+        if user.email_verified && !has_keycloak {
+            candidates.push(user);
+        }
+    }
     // Two local users with one address: nobody can say which one is meant, so link neither.
-    Ok(if matches.len() == 1 {
-        matches.pop()
+    Ok(if candidates.len() == 1 {
+        candidates.pop()
     } else {
         None
     })

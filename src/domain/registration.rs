@@ -183,6 +183,8 @@ fn create_local(
     let new = NewUser {
         username: &form.username,
         email: Some(&form.email),
+        // Keycloak has not verified it: registration creates the user with an unverified address.
+        email_verified: false,
         first_name: &form.first_name,
         last_name: &form.last_name,
         is_active: true,

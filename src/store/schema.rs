@@ -57,6 +57,7 @@ diesel::table! {
         is_active -> Bool,
         created_at -> Int8,
         last_login_at -> Nullable<Int8>,
+        email_verified -> Bool,
     }
 }
 

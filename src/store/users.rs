@@ -14,6 +14,8 @@ pub struct User {
     pub is_active: bool,
     pub created_at: i64,
     pub last_login_at: Option<i64>,
+    /// Keycloak's word at the last sign-in that the address is the user's.
+    pub email_verified: bool,
 }
 
 #[derive(Insertable)]
@@ -21,6 +23,7 @@ pub struct User {
 pub(crate) struct NewUser<'a> {
     pub username: &'a str,
     pub email: Option<&'a str>,
+    pub email_verified: bool,
     pub first_name: &'a str,
     pub last_name: &'a str,
     pub is_active: bool,
@@ -33,6 +36,7 @@ pub(crate) struct NewUser<'a> {
 #[diesel(table_name = users)]
 pub(crate) struct ProfileUpdate<'a> {
     pub email: Option<&'a str>,
+    pub email_verified: bool,
     pub first_name: &'a str,
     pub last_name: &'a str,
     pub last_login_at: Option<i64>,
@@ -47,9 +51,10 @@ impl User {
             .optional()
     }
 
+    /// The users with this address, compared case-insensitively.
     pub(crate) fn find_by_email(conn: &mut DbConn, email: &str) -> QueryResult<Vec<User>> {
         users::table
-            .filter(users::email.eq(email))
+            .filter(lower_opt(users::email).eq(email.to_lowercase()))
             .select(User::as_select())
             .load(conn)
     }

@@ -303,6 +303,7 @@ mod tests {
                 is_active: true,
                 created_at: 0,
                 last_login_at: None,
+                email_verified: false,
             }),
             accounts: None,
             source: AuthSource::Bearer,
