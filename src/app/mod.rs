@@ -157,6 +157,7 @@ fn state(settings: Settings, public_url: Url, pool: store::Pool) -> anyhow::Resu
         grants,
         users: UserCache::default(),
         login_failures: FailureLimiter::new(5, std::time::Duration::from_secs(60)),
+        registrations: FailureLimiter::new(10, std::time::Duration::from_secs(3600)),
         settings,
         public_url,
         pool,

@@ -1,4 +1,5 @@
-//! Limits on failed password logins, per client IP and per account, in a sliding window.
+//! Limits in a sliding window: failed password logins per client IP and per account, and
+//! registrations per client IP.
 //!
 //! An attempt *reserves* its place before it goes to Keycloak: the check and the count are one
 //! step under one lock, and attempts still in flight count against the limit, so many parallel
@@ -105,8 +106,8 @@ impl FailureLimiter {
 }
 
 impl Attempt {
-    /// The attempt failed: it counts against every key for the window.
-    pub(crate) fn failed(mut self) {
+    /// The attempt counts against every key for the window (a failed sign-in, any registration).
+    pub(crate) fn keep(mut self) {
         self.settled = true;
         self.limiter.settle(&self.keys, true);
     }
@@ -156,7 +157,7 @@ mod tests {
     fn the_sixth_failure_in_a_minute_is_refused_with_a_wait() {
         let limiter = FailureLimiter::new(5, Duration::from_secs(60));
         for _ in 0..5 {
-            limiter.reserve(keys("1.2.3.4", "bob")).unwrap().failed();
+            limiter.reserve(keys("1.2.3.4", "bob")).unwrap().keep();
         }
         let wait = limiter.reserve(keys("1.2.3.4", "bob")).err().unwrap();
         assert!((1..=61).contains(&wait), "{wait}");
@@ -182,7 +183,7 @@ mod tests {
     #[test]
     fn failures_leave_the_window() {
         let limiter = FailureLimiter::new(1, Duration::from_millis(50));
-        limiter.reserve(vec!["k".into()]).unwrap().failed();
+        limiter.reserve(vec!["k".into()]).unwrap().keep();
         assert!(limiter.reserve(vec!["k".into()]).is_err());
         std::thread::sleep(Duration::from_millis(60));
         assert!(limiter.reserve(vec!["k".into()]).is_ok());

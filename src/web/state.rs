@@ -39,6 +39,8 @@ pub struct AppState {
     pub(crate) users: UserCache,
     /// Failed password logins per client IP and per username.
     pub(crate) login_failures: FailureLimiter,
+    /// Registrations per client IP: each creates a real Keycloak user.
+    pub(crate) registrations: FailureLimiter,
 }
 
 impl AppState {

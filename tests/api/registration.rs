@@ -171,3 +171,64 @@ async fn registration_can_be_switched_off_and_says_when_keycloak_is_down() {
     assert_eq!(r.status(), 503);
     assert_eq!(app.user_count(), 0);
 }
+
+#[actix_web::test]
+async fn a_taken_email_gets_the_same_answer_as_a_taken_username() {
+    let app = spawn_app().await;
+    let csrf = register_form(&app).await;
+    let by_name = post_register(&app, &csrf, "alice", "a-good-password").await;
+    let (status, name_page) = (by_name.status(), by_name.text().await.unwrap());
+    let by_email = app
+        .client
+        .post(app.url("/register"))
+        .form(&[
+            ("csrf_token", csrf.as_str()),
+            ("username", &unique("fresh")),
+            ("email", "alice@example.com"),
+            ("first_name", "New"),
+            ("last_name", "Person"),
+            ("password", "a-good-password"),
+            ("password2", "a-good-password"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(by_email.status(), status);
+    let email_page = by_email.text().await.unwrap();
+    let message = |page: &str| {
+        page.split("class=\"error\"")
+            .nth(1)
+            .and_then(|rest| rest.split("</").next())
+            .map(String::from)
+    };
+    assert!(message(&name_page).is_some(), "{name_page}");
+    assert_eq!(
+        message(&email_page),
+        message(&name_page),
+        "one message for both"
+    );
+    assert_eq!(app.user_count(), 0);
+}
+
+#[actix_web::test]
+async fn registrations_are_limited_per_client_address() {
+    let app = spawn_app().await;
+    let csrf = register_form(&app).await;
+    // Each of these reaches Keycloak (and is refused there as taken): they count all the same.
+    for _ in 0..10 {
+        assert_eq!(
+            post_register(&app, &csrf, "alice", "a-good-password")
+                .await
+                .status(),
+            409
+        );
+    }
+    let limited = post_register(&app, &csrf, &unique("eleventh"), "a-good-password").await;
+    assert_eq!(limited.status(), 429);
+    assert!(limited.headers().contains_key("retry-after"));
+    let admin = RealmAdmin::connect().await;
+    assert!(
+        admin.find_users("eleventh").await.is_empty(),
+        "the eleventh never reached Keycloak"
+    );
+}

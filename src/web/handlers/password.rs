@@ -96,7 +96,7 @@ pub(crate) async fn password_login(
             // credentials, so the form tells nobody which accounts exist (the audit log does).
             let shown = match failure {
                 LoginError::BadCredentials | LoginError::AccountDisabled(_) => {
-                    attempt.failed();
+                    attempt.keep();
                     LoginError::BadCredentials
                 }
                 other => other,

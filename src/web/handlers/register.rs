@@ -1,6 +1,6 @@
 //! The registration form.
 
-use actix_web::http::StatusCode;
+use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpResponse, ResponseError};
 use askama::Template;
 
@@ -103,7 +103,28 @@ pub(crate) async fn register_submit(
             )
         }
     };
-    match register(&state.admin, &state.pool, &valid, &ctx).await {
+    // Every registration that reaches Keycloak creates a user there: ten an hour per address.
+    let ip = ctx.ip.clone().unwrap_or_default();
+    let attempt = match state.registrations.reserve(vec![format!("ip:{ip}")]) {
+        Ok(attempt) => attempt,
+        Err(wait) => {
+            log::warn!("registration rate-limited for {ip:?}");
+            let message = format!("Too many registrations from here. Try again in {wait} seconds.");
+            let mut page = render(
+                &session,
+                &form,
+                &vec![],
+                Some(&message),
+                StatusCode::TOO_MANY_REQUESTS,
+            );
+            page.headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from(wait));
+            return page;
+        }
+    };
+    let result = register(&state.admin, &state.pool, &valid, &ctx).await;
+    attempt.keep();
+    match result {
         Ok(_) => see_other(&keycloak_login_path(
             &NextUrl::home(),
             Some(&valid.username),
