@@ -47,8 +47,7 @@ pub(super) async fn verify_signed(
     if token.len() > MAX_TOKEN || token.split('.').count() != 3 {
         return Err(TokenError::Malformed("not a compact JWS".into()));
     }
-    let header = jsonwebtoken::decode_header(token)
-        .map_err(|e| TokenError::Malformed(format!("header: {e}")))?;
+    let header = parse_header(token)?;
     // RFC 7515 4.1.11: extensions marked critical must be understood; keygate knows none.
     if header.crit.is_some() {
         return Err(TokenError::Malformed("critical header extensions".into()));
@@ -71,6 +70,14 @@ pub(super) async fn verify_signed(
     Ok(data.claims)
 }
 
+/// The JOSE header. Its decoder's messages quote what the token says (an unknown `alg` comes back
+/// verbatim, newlines included), so they never reach a log line or an answer: a fixed text does.
+fn parse_header(token: &str) -> Result<jsonwebtoken::Header, TokenError> {
+    jsonwebtoken::decode_header(token).map_err(|_| {
+        TokenError::Malformed("unreadable header (not base64url JSON, or an unknown alg)".into())
+    })
+}
+
 fn is_asymmetric(alg: Algorithm) -> bool {
     use Algorithm::*;
     matches!(
@@ -91,6 +98,28 @@ fn map_jwt_error(e: jsonwebtoken::errors::Error) -> TokenError {
         },
         K::InvalidAlgorithm | K::InvalidAlgorithmName => TokenError::Algorithm("mismatch".into()),
         K::MissingRequiredClaim(c) => TokenError::Malformed(format!("missing claim {c}")),
-        other => TokenError::Malformed(format!("{other:?}")),
+        // The rest (base64, JSON, UTF-8 of the payload) may quote the token: a fixed text.
+        _ => TokenError::Malformed("unreadable claims".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine;
+
+    #[test]
+    fn a_hostile_header_never_reaches_the_error_text() {
+        let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+        let token = format!(
+            "{}.{}.sig",
+            b64(r#"{"alg":"RS256\n[ERROR] forged log line","typ":"JWT"}"#),
+            b64("{}")
+        );
+        let message = parse_header(&token).unwrap_err().to_string();
+        assert!(
+            !message.contains('\n') && !message.contains("forged"),
+            "{message}"
+        );
     }
 }

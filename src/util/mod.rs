@@ -30,3 +30,28 @@ pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
 pub(crate) fn clip(s: &str, max: usize) -> String {
     s.chars().take(max).collect()
 }
+
+/// Text from outside (a provider's error description, a form field, a header) as it may appear
+/// in a log line: control characters escaped, so it cannot forge lines, and cut to `max`.
+pub(crate) fn for_log(s: &str, max: usize) -> String {
+    clip(s, max).escape_debug().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outside_text_cannot_forge_log_lines() {
+        let logged = for_log(
+            "denied\n[ERROR] keygate: all sessions deleted\u{1b}[2J",
+            200,
+        );
+        assert!(
+            !logged.contains('\n') && !logged.contains('\u{1b}'),
+            "{logged}"
+        );
+        assert!(logged.starts_with("denied\\n"));
+        assert_eq!(for_log(&"x".repeat(500), 10).len(), 10);
+    }
+}

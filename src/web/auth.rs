@@ -246,7 +246,10 @@ pub(super) async fn validate(state: &AppState, token: &str) -> Result<Arc<Access
                      client's dedicated scope in Keycloak, or set KEYGATE_ACCEPT_AZP=true"
                 );
             } else {
-                log::info!("rejected a token: {e}");
+                log::info!(
+                    "rejected a token: {}",
+                    crate::util::for_log(&e.to_string(), 300)
+                );
             }
             Err(Failure::Invalid(e))
         }

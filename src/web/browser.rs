@@ -297,7 +297,7 @@ async fn session_token(
 /// The session is over at Keycloak: sign the browser out here too (the refresher already
 /// deleted the row and wrote the audit event).
 fn end(state: &AppState, req: &HttpRequest, session: &TypedSession, why: String) -> Failure {
-    log::info!("session ended at refresh: {why}");
+    log::info!("session ended at refresh: {why:?}");
     session.sign_out();
     set_on_response(req, removal_cookie(state.cookies));
     Failure::Ended(why)

@@ -38,7 +38,8 @@ pub(crate) async fn backchannel_logout(
     let claims = match state.logout_tokens.verify(token).await {
         Ok(c) => c,
         Err(e) => {
-            log::warn!("rejected a back-channel logout token: {e}");
+            let why = crate::util::for_log(&e.to_string(), 300);
+            log::warn!("rejected a back-channel logout token: {why}");
             return bad("invalid logout_token");
         }
     };

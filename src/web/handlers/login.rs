@@ -10,7 +10,7 @@ use crate::domain::audit::AuditContext;
 use crate::domain::next_url::NextUrl;
 use crate::idp::{GrantError, Unavailable};
 use crate::session::{PendingLogin, TypedSession};
-use crate::util::clip;
+use crate::util::{clip, for_log};
 use crate::web::auth::{AuthSource, Authenticated};
 use crate::web::response::{
     error_page, keycloak_login_path, page, see_other, unavailable_page, unexpected_page,
@@ -102,7 +102,11 @@ impl ResponseError for LoginError {
         let status = self.status_code();
         let (title, message) = match self {
             LoginError::Provider { error, description } => {
-                log::info!("login: Keycloak answered the callback with {error}: {description}");
+                log::info!(
+                    "login: Keycloak answered the callback with {}: {}",
+                    for_log(error, 200),
+                    for_log(description, 200)
+                );
                 let message = if error == "access_denied" {
                     "The sign-in was cancelled or denied at Keycloak.".to_string()
                 } else {
@@ -149,7 +153,7 @@ impl ResponseError for LoginError {
             LoginError::Unavailable(u) => return unavailable_page(u),
             LoginError::Unexpected(e) => return unexpected_page(e),
         };
-        log::warn!("login failed: {self}");
+        log::warn!("login failed: {}", for_log(&self.to_string(), 500));
         error_page(status, title, message)
     }
 }

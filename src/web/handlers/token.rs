@@ -141,7 +141,7 @@ fn refresh_failed(
 ) -> ApiError {
     match e {
         RefreshError::Ended(why) => {
-            log::info!("refresh failed, session ended: {why}");
+            log::info!("refresh failed, session ended: {why:?}");
             session.sign_out();
             unauthorized("the Keycloak session has ended")
         }
@@ -188,7 +188,7 @@ fn refuse_cross_site(req: &HttpRequest, state: &AppState) -> Result<(), ApiError
     let headers = req.headers();
     if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
         if !matches!(site, "same-origin" | "none") {
-            log::warn!("refused a {site} token request");
+            log::warn!("refused a {site:?} token request");
             return Err(ApiError::Forbidden(
                 "cross-site token requests are refused".into(),
             ));

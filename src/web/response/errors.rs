@@ -122,7 +122,10 @@ impl ResponseError for ApiError {
     fn error_response(&self) -> HttpResponse {
         let body = match self {
             ApiError::AuthRedirect { login_url, reason } => {
-                log::info!("API request not authenticated: {reason}");
+                log::info!(
+                    "API request not authenticated: {}",
+                    crate::util::for_log(reason, 300)
+                );
                 json!({"error": {
                     "code": "auth_redirect",
                     "message": "Please authorize using provided URL",
