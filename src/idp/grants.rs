@@ -144,6 +144,12 @@ impl Grants {
         self.finish_grant(response, None).await
     }
 
+    /// Fetches discovery now if it is not cached, so that a refresh under a lease waits on
+    /// nothing but its token request.
+    pub(crate) async fn ready(&self) -> Result<(), Unavailable> {
+        self.discovery.provider().await.map(|_| ())
+    }
+
     /// Uses a refresh token. The caller must make sure only one refresh of a session runs at a
     /// time: with refresh-token rotation the second one would fail.
     pub(crate) async fn refresh(&self, refresh_token: &str) -> Result<TokenSet, GrantError> {

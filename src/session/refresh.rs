@@ -15,12 +15,14 @@ use crate::domain::audit::{Audit, AuditContext, AuditKind};
 use crate::domain::revocations::{Revocations, Revoke};
 use crate::idp::{GrantError, Grants, Unavailable};
 use crate::store::{self as db, sessions as session_row, DbError, Pool};
-use crate::util::now;
+use crate::util::{now, random_token};
 
-/// Longest a refresher may hold the lease (it is released at once when done).
-const LEASE_SECS: i64 = 20;
+/// Longest a refresher may hold the lease (it is released at once when done). Under the lease
+/// runs only the token request (discovery is fetched before taking it), which gives up after
+/// 15 s; the rest is two database writes. Twice that, so a slow Keycloak cannot outlast it.
+const LEASE_SECS: i64 = 30;
 /// How long a waiter waits for someone else's refresh before giving up.
-const WAIT: Duration = Duration::from_secs(25);
+const WAIT: Duration = Duration::from_secs(35);
 /// A token with less life than this left is refreshed rather than handed out.
 const MIN_REMAINING_SECS: i64 = 5;
 
@@ -70,6 +72,12 @@ fn reusable(current: &AuthSession, stale: &AuthSession, force: bool) -> bool {
     }
 }
 
+/// A lease this refresher holds: the login's row and the random owner id written into it.
+struct Lease<'a> {
+    login_id: &'a str,
+    owner: &'a str,
+}
+
 /// Refreshes sessions' access tokens at Keycloak under the lease; counts the refreshes it made.
 pub(crate) struct Refresher {
     pool: Pool,
@@ -108,10 +116,15 @@ impl Refresher {
             if reusable(&current, stale, force) {
                 return Ok(current);
             }
-            if self.take_lease(&login_id).await? {
-                return self
-                    .refresh_holding_lease(&login_id, stale, force, ctx)
-                    .await;
+            // Whatever can be slow and needs no lease runs before it is taken.
+            self.grants.ready().await?;
+            let owner = random_token(16);
+            if self.take_lease(&login_id, &owner).await? {
+                let lease = Lease {
+                    login_id: &login_id,
+                    owner: &owner,
+                };
+                return self.refresh_holding_lease(&lease, stale, force, ctx).await;
             }
             if tokio::time::Instant::now() >= deadline {
                 return Err(RefreshError::Unavailable(Unavailable(
@@ -124,21 +137,21 @@ impl Refresher {
 
     async fn refresh_holding_lease(
         &self,
-        login_id: &str,
+        lease: &Lease<'_>,
         stale: &AuthSession,
         force: bool,
         ctx: &AuditContext,
     ) -> Result<AuthSession, RefreshError> {
         // Someone may have finished a refresh between our read and our lease.
-        let current = match self.read(login_id).await {
+        let current = match self.read(lease.login_id).await {
             Ok(c) => c,
             Err(e) => {
-                self.release(login_id, None).await;
+                self.release(lease, None).await;
                 return Err(e);
             }
         };
         if reusable(&current, stale, force) {
-            self.release(login_id, None).await;
+            self.release(lease, None).await;
             return Ok(current);
         }
         let Some(refresh_token) = current.tokens.refresh_token.clone() else {
@@ -149,13 +162,12 @@ impl Refresher {
         match self.grants.refresh(&refresh_token).await {
             Ok(tokens) => {
                 let mut next = current;
-                // Keycloak's refreshed ID token is the one to hint at logout.
-                let old_id_token = next.tokens.id_token.take();
+                // The ID token of the sign-in stays the logout hint: the one a refresh brings is
+                // not validated, so it is not kept.
+                let id_token = next.tokens.id_token.take();
                 next.tokens = tokens.into();
-                if next.tokens.id_token.is_none() {
-                    next.tokens.id_token = old_id_token;
-                }
-                self.release(login_id, Some((&next, ctx))).await;
+                next.tokens.id_token = id_token;
+                self.release(lease, Some((&next, ctx))).await;
                 log::info!("refreshed the access token of user {}", next.user_id);
                 Ok(next)
             }
@@ -165,11 +177,11 @@ impl Refresher {
                 Err(RefreshError::Ended(format!("{error}: {description}")))
             }
             Err(GrantError::Unavailable(u)) => {
-                self.release(login_id, None).await;
+                self.release(lease, None).await;
                 Err(RefreshError::Unavailable(u))
             }
             Err(other) => {
-                self.release(login_id, None).await;
+                self.release(lease, None).await;
                 Err(RefreshError::Unexpected(anyhow::Error::new(other)))
             }
         }
@@ -186,24 +198,30 @@ impl Refresher {
             .ok_or(RefreshError::Gone)
     }
 
-    async fn take_lease(&self, login_id: &str) -> Result<bool, RefreshError> {
-        let id = login_id.to_string();
+    async fn take_lease(&self, login_id: &str, owner: &str) -> Result<bool, RefreshError> {
+        let (id, owner) = (login_id.to_string(), owner.to_string());
         Ok(db::run(&self.pool, move |conn| {
             let t = now();
-            Ok(session_row::take_lease(conn, &id, t, t + LEASE_SECS)?)
+            Ok(session_row::take_lease(
+                conn,
+                &id,
+                &owner,
+                t,
+                t + LEASE_SECS,
+            )?)
         })
         .await?)
     }
 
     /// Releases the lease, storing a refreshed `auth` into the row (and its audit event, in the same
     /// transaction) when given. Failures are logged: the lease then simply runs out.
-    async fn release(&self, login_id: &str, refreshed: Option<(&AuthSession, &AuditContext)>) {
-        let id = login_id.to_string();
+    async fn release(&self, lease: &Lease<'_>, refreshed: Option<(&AuthSession, &AuditContext)>) {
+        let (id, owner) = (lease.login_id.to_string(), lease.owner.to_string());
         let refreshed = refreshed.map(|(a, c)| (a.clone(), c.clone()));
         let result = db::run(&self.pool, move |conn| {
             diesel::Connection::transaction(conn, |conn| {
                 let Some((auth, ctx)) = &refreshed else {
-                    return Ok(session_row::finish_lease(conn, &id, None)?);
+                    return Ok(session_row::finish_lease(conn, &id, &owner, None)?);
                 };
                 // Write first, so SQLite takes its write lock before the read below.
                 Audit::new(
@@ -214,12 +232,21 @@ impl Refresher {
                 .record(conn, ctx)?;
                 let raw = session_row::state_by_login(conn, &id, now())?;
                 let new_state = raw.as_deref().and_then(|r| state_with_auth(r, auth));
-                Ok(session_row::finish_lease(conn, &id, new_state.as_deref())?)
+                let written = session_row::finish_lease(conn, &id, &owner, new_state.as_deref())?;
+                if written == 0 {
+                    // The lease ran out and passed on: the audit row goes with the tokens.
+                    return Err(DbError::Query(diesel::result::Error::RollbackTransaction));
+                }
+                Ok(written)
             })
         })
         .await;
-        if let Err(e) = result {
-            log::error!("could not release the refresh lease: {e}");
+        match result {
+            Ok(_) => {}
+            Err(DbError::Query(diesel::result::Error::RollbackTransaction)) => {
+                log::warn!("a refresh outlasted its lease; its tokens were not written")
+            }
+            Err(e) => log::error!("could not release the refresh lease: {e}"),
         }
     }
 

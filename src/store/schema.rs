@@ -32,6 +32,7 @@ diesel::table! {
         kc_sid -> Nullable<Text>,
         login_id -> Nullable<Text>,
         refresh_lease_until -> Nullable<Int8>,
+        refresh_lease_owner -> Nullable<Text>,
     }
 }
 

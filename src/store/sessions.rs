@@ -128,11 +128,13 @@ pub(crate) fn state_by_login(
         .optional()
 }
 
-/// Takes the refresh lease of a login's row until `until`, if nobody holds it. True when taken.
-/// One UPDATE with the condition in its WHERE clause, so two instances cannot both win.
+/// Takes the refresh lease of a login's row for `owner` until `until`, if nobody holds it (or
+/// the holder's lease ran out). True when taken. One UPDATE with the condition in its WHERE
+/// clause, so two instances cannot both win.
 pub(crate) fn take_lease(
     conn: &mut DbConn,
     login_id: &str,
+    owner: &str,
     now: i64,
     until: i64,
 ) -> QueryResult<bool> {
@@ -145,27 +147,81 @@ pub(crate) fn take_lease(
                     .or(sessions::refresh_lease_until.le(now)),
             ),
     )
-    .set(sessions::refresh_lease_until.eq(Some(until)))
+    .set((
+        sessions::refresh_lease_until.eq(Some(until)),
+        sessions::refresh_lease_owner.eq(Some(owner)),
+    ))
     .execute(conn)?;
     Ok(n > 0)
 }
 
-/// Stores the refreshed state of a login and releases its lease.
+/// Releases `owner`'s lease of a login, storing its refreshed state when given. Matches nothing
+/// (returns 0) when the lease has passed to someone else meanwhile: a late holder must not
+/// overwrite newer tokens.
 pub(crate) fn finish_lease(
     conn: &mut DbConn,
     login_id: &str,
+    owner: &str,
     state: Option<&str>,
 ) -> QueryResult<usize> {
-    let target = sessions::table.filter(sessions::login_id.eq(login_id));
+    let target = sessions::table
+        .filter(sessions::login_id.eq(login_id))
+        .filter(sessions::refresh_lease_owner.eq(owner));
+    let free = (
+        sessions::refresh_lease_until.eq(None::<i64>),
+        sessions::refresh_lease_owner.eq(None::<String>),
+    );
     match state {
         Some(state) => diesel::update(target)
-            .set((
-                sessions::state.eq(state),
-                sessions::refresh_lease_until.eq(None::<i64>),
-            ))
+            .set((sessions::state.eq(state), free))
             .execute(conn),
-        None => diesel::update(target)
-            .set(sessions::refresh_lease_until.eq(None::<i64>))
-            .execute(conn),
+        None => diesel::update(target).set(free).execute(conn),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn database() -> (tempfile::TempDir, crate::store::Pool) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let pool = crate::store::connect(&dir.path().join("t.db").to_string_lossy()).unwrap();
+        crate::store::migrate(&pool).unwrap();
+        (dir, pool)
+    }
+
+    #[test]
+    fn only_the_holder_of_a_lease_releases_it_or_writes_its_tokens() {
+        let (_dir, pool) = database();
+        let mut conn = pool.get().unwrap();
+        let row = SessionRow {
+            key_hash: "k",
+            state: "old",
+            expires_at: 1000,
+            user_id: None,
+            kc_sid: None,
+            login_id: Some("l1"),
+        };
+        insert(&mut conn, &row).unwrap();
+        assert!(take_lease(&mut conn, "l1", "a", 100, 130).unwrap());
+        assert!(
+            !take_lease(&mut conn, "l1", "b", 110, 140).unwrap(),
+            "held by a"
+        );
+        // a's lease ran out while it waited on Keycloak; b takes over and writes.
+        assert!(take_lease(&mut conn, "l1", "b", 131, 161).unwrap());
+        assert_eq!(
+            finish_lease(&mut conn, "l1", "b", Some("from b")).unwrap(),
+            1
+        );
+        assert_eq!(
+            finish_lease(&mut conn, "l1", "a", Some("late a")).unwrap(),
+            0,
+            "a late release writes nothing"
+        );
+        assert_eq!(
+            load_state(&mut conn, "k", 0).unwrap().as_deref(),
+            Some("from b")
+        );
     }
 }

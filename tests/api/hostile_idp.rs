@@ -38,6 +38,8 @@ enum Attack {
     ServerError,
     UserinfoOtherSubject,
     UserinfoForbidden,
+    /// A refresh answered with an ID token nobody signed.
+    ForgedIdTokenOnRefresh,
 }
 
 struct Fake {
@@ -154,12 +156,25 @@ async fn authorize(req: HttpRequest, fake: web::Data<Mutex<Fake>>) -> HttpRespon
         .finish()
 }
 
-async fn token(fake: web::Data<Mutex<Fake>>) -> HttpResponse {
+async fn token(
+    fake: web::Data<Mutex<Fake>>,
+    form: web::Form<std::collections::HashMap<String, String>>,
+) -> HttpResponse {
     let fake = fake.lock().unwrap();
     let mut body = json!({"access_token": "opaque-access-token", "token_type": "Bearer",
                           "expires_in": 300, "refresh_token": "opaque-refresh",
                           "id_token": id_token(&fake)});
+    let refresh = form.get("grant_type").map(String::as_str) == Some("refresh_token");
     match fake.attack {
+        Attack::ForgedIdTokenOnRefresh if refresh => {
+            // Well-formed, so a client parses it; unsigned, so nothing vouches for it.
+            use base64::Engine;
+            let b64 =
+                |v: Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+            let claims = json!({"iss": fake.base, "aud": CLIENT, "sub": "someone-else",
+                                "exp": now() + 300, "iat": now()});
+            body["id_token"] = format!("{}.{}.", b64(json!({"alg": "none"})), b64(claims)).into()
+        }
         Attack::NoIdToken => {
             body.as_object_mut().unwrap().remove("id_token");
         }
@@ -505,5 +520,37 @@ async fn a_sub_only_logout_token_revokes_the_subjects_older_bearer_tokens() {
         app.bearer_get("/api/me", &after).await.status(),
         200,
         "a new sign-in"
+    );
+}
+
+/// The ID token of a refresh is not validated, so it must not become the logout hint.
+#[actix_web::test]
+async fn an_id_token_from_a_refresh_is_not_kept() {
+    let (status, _, app) = login_against(Attack::ForgedIdTokenOnRefresh).await;
+    assert_eq!(status, 303);
+    let stored = || {
+        use diesel::prelude::*;
+        use keygate::store::schema::sessions::dsl::*;
+        let raw: String = sessions.select(state).first(&mut app.conn()).unwrap();
+        keygate::session::auth_from_state(&raw)
+            .unwrap()
+            .tokens
+            .id_token
+            .unwrap()
+    };
+    let signed_in = stored();
+    let r = app
+        .client
+        .post(app.url("/api/token"))
+        .json(&json!({"process": "login-from-cookie", "fresh": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "the refresh itself goes through");
+    assert_eq!(app.app_state.refresh_count(), 1);
+    assert_eq!(
+        stored(),
+        signed_in,
+        "the sign-in's validated ID token stays the hint"
     );
 }
