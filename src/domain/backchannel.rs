@@ -14,12 +14,21 @@ use crate::domain::audit::{Audit, AuditContext, AuditKind};
 use crate::domain::revocations::{Revocations, Revoke};
 use crate::idp::{KeycloakAdmin, LogoutClaims};
 use crate::store::social_accounts::KEYCLOAK;
-use crate::store::{self, sessions, DbError, Pool, SocialAccount};
+use crate::store::{self, logout_tokens, sessions, DbError, Pool, SocialAccount};
 use crate::util::now;
 
 /// How long after a `sid` logout keygate asks Keycloak about the user's other sessions: Keycloak
 /// sends the logout token while it is still ending them.
 const RECONCILE_AFTER: Duration = Duration::from_secs(1);
+
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum BackchannelError {
+    /// This token (its `jti`) was used before.
+    #[error("logout token replayed")]
+    Replayed,
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
 
 /// What a back-channel logout ended.
 pub(crate) struct Ended {
@@ -34,13 +43,15 @@ pub(crate) async fn end_sessions(
     revocations: &Arc<Revocations>,
     ctx: &AuditContext,
     claims: LogoutClaims,
-) -> Result<Ended, DbError> {
+) -> Result<Ended, BackchannelError> {
     let mut items: Vec<Revoke> = claims.sid.as_deref().map(Revoke::sid).into_iter().collect();
     if claims.sid.is_none() {
         items.extend(claims.sub.as_deref().map(Revoke::sub));
     }
     let (ctx, list, rows) = (ctx.clone(), revocations.clone(), items.clone());
-    let (ended, at) = store::transaction(pool, move |conn| {
+    let result = store::transaction(pool, move |conn| {
+        // First, so a replay ends nothing: the unique jti rolls the whole transaction back.
+        logout_tokens::insert(conn, &claims.jti, claims.exp)?;
         let user_id = match &claims.sub {
             Some(sub) => SocialAccount::find(conn, KEYCLOAK, sub)?.map(|a| a.user_id),
             None => None,
@@ -56,7 +67,11 @@ pub(crate) async fn end_sessions(
         let user = user_id.zip(claims.sub.clone());
         Ok((Ended { sessions, user }, at))
     })
-    .await?;
+    .await;
+    let (ended, at) = match result {
+        Err(e) if e.is_unique_violation() => return Err(BackchannelError::Replayed),
+        other => other?,
+    };
     revocations.remember(&items, at);
     Ok(ended)
 }

@@ -1,5 +1,6 @@
-//! Back-channel logout tokens (OpenID Connect Back-Channel Logout 1.0, 2.6): signature, `iss`,
-//! `aud` = our client, `iat`, the logout event, `sid` or `sub`, and no `nonce`.
+//! Back-channel logout tokens (OpenID Connect Back-Channel Logout 1.0, 2.4 and 2.6): signature,
+//! `iss`, `aud` = our client, `iat`, `exp` and `jti` required, the logout event, `sid` or `sub`,
+//! and no `nonce`. Remembering each `jti` to refuse replays is the caller's (`domain::backchannel`).
 
 use std::sync::Arc;
 
@@ -18,6 +19,9 @@ const BACKCHANNEL_LOGOUT_EVENT: &str = "http://schemas.openid.net/event/backchan
 pub(crate) struct LogoutClaims {
     pub sid: Option<String>,
     pub sub: Option<String>,
+    /// The token's id and expiry: it must not be accepted twice before then.
+    pub jti: String,
+    pub exp: i64,
 }
 
 pub(crate) struct LogoutTokens {
@@ -41,7 +45,7 @@ impl LogoutTokens {
     pub(crate) async fn verify(&self, token: &str) -> Result<LogoutClaims, TokenError> {
         let client_id = self.client_id.clone();
         let claims = verify_signed(&self.jwks, token, &self.issuer, self.leeway, move |v| {
-            v.set_required_spec_claims(&["iss", "aud", "iat"]);
+            v.set_required_spec_claims(&["iss", "aud", "exp"]);
             v.set_audience(&[&client_id]);
             v.validate_exp = true;
         })
@@ -75,6 +79,13 @@ impl LogoutTokens {
         if sid.is_none() && sub.is_none() {
             return Err(bad("neither sid nor sub"));
         }
-        Ok(LogoutClaims { sid, sub })
+        let jti = text("jti")
+            .filter(|j| j.len() <= 255)
+            .ok_or_else(|| bad("no jti"))?;
+        let exp = claims
+            .get("exp")
+            .and_then(Value::as_i64)
+            .ok_or_else(|| bad("exp is not an integer"))?;
+        Ok(LogoutClaims { sid, sub, jti, exp })
     }
 }

@@ -204,6 +204,7 @@ pub(crate) fn spawn_purger(pool: Pool, every: std::time::Duration, audit_retenti
                 let sessions = session_row::purge_expired(conn, now())?;
                 let events = crate::store::audit_events::prune(conn, cutoff)?;
                 crate::domain::revocations::purge(conn, now())?;
+                crate::store::logout_tokens::purge_expired(conn, now())?;
                 Ok((sessions, events))
             })
             .await;

@@ -14,6 +14,7 @@ use diesel::sqlite::SqliteConnection;
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
 pub(crate) mod audit_events;
+pub(crate) mod logout_tokens;
 pub(crate) mod revocations;
 pub mod schema;
 pub(crate) mod sessions;

@@ -14,6 +14,13 @@ diesel::table! {
 }
 
 diesel::table! {
+    logout_tokens (jti) {
+        jti -> Text,
+        expires_at -> Int8,
+    }
+}
+
+diesel::table! {
     revocations (id) {
         id -> Int8,
         kind -> Text,
@@ -67,6 +74,7 @@ diesel::joinable!(social_accounts -> users (user_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     audit_events,
+    logout_tokens,
     revocations,
     sessions,
     social_accounts,

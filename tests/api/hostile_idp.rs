@@ -468,6 +468,12 @@ async fn logout_tokens_with_one_defect_are_400_and_the_right_one_ends_the_sessio
         c["iat"] = (now() + 3600).into()
     });
     with("expired", &|c| c["exp"] = (now() - 3600).into());
+    with("no exp", &|c| {
+        c.as_object_mut().unwrap().remove("exp");
+    });
+    with("no jti", &|c| {
+        c.as_object_mut().unwrap().remove("jti");
+    });
     for (name, claims) in cases {
         assert_eq!(post(sign(header.clone(), &claims)).await, 400, "{name}");
         assert_eq!(app.session_count(), 1, "{name} ended nothing");
@@ -475,6 +481,19 @@ async fn logout_tokens_with_one_defect_are_400_and_the_right_one_ends_the_sessio
     assert_eq!(post(sign(header.clone(), &good)).await, 200);
     assert_eq!(app.session_count(), 0, "the right token ends the session");
     assert_eq!(app.me().await.status(), 401);
+
+    // Signed in again (the fake names the same sid): a replay of the used token ends nothing.
+    let start = app.get("/login/keycloak?next=/").await;
+    let at_idp = app.client.get(location(&start)).send().await.unwrap();
+    let back = app.client.get(location(&at_idp)).send().await.unwrap();
+    assert_eq!(back.status(), 303);
+    assert_eq!(app.session_count(), 1);
+    assert_eq!(
+        post(sign(header.clone(), &good)).await,
+        400,
+        "a replay is refused"
+    );
+    assert_eq!(app.session_count(), 1, "and ends nothing");
 }
 
 /// A `sub`-only logout token (what a provider sends for "all sessions of this user") refuses

@@ -6,7 +6,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::domain::audit::AuditContext;
-use crate::domain::backchannel::{end_sessions, reconcile_later};
+use crate::domain::backchannel::{end_sessions, reconcile_later, BackchannelError};
 use crate::web::response::NO_STORE;
 use crate::web::AppState;
 
@@ -61,7 +61,11 @@ pub(crate) async fn backchannel_logout(
             }
             HttpResponse::Ok().insert_header(NO_STORE).finish()
         }
-        Err(e) => {
+        Err(BackchannelError::Replayed) => {
+            log::warn!("refused a replayed back-channel logout token");
+            bad("logout_token was used before")
+        }
+        Err(BackchannelError::Db(e)) => {
             log::error!("back-channel logout could not delete sessions: {e}");
             backchannel_error(
                 StatusCode::INTERNAL_SERVER_ERROR,
