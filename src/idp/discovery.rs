@@ -30,6 +30,9 @@ const DISCOVERY_TTL: Duration = Duration::from_secs(3600);
 pub(crate) struct KeycloakMetadata {
     pub end_session_endpoint: Option<String>,
     pub revocation_endpoint: Option<String>,
+    /// RFC 9207: the provider names itself in every authorization response (Keycloak does).
+    #[serde(default)]
+    pub authorization_response_iss_parameter_supported: Option<bool>,
 }
 impl AdditionalProviderMetadata for KeycloakMetadata {}
 

@@ -101,6 +101,18 @@ impl Grants {
         })
     }
 
+    /// The issuer an authorization response must name (RFC 9207), exactly as discovery gave it,
+    /// and whether the provider promised to name it in every response.
+    pub(crate) async fn response_issuer(&self) -> Result<(String, bool), Unavailable> {
+        let provider = self.discovery.provider().await?;
+        let required = provider
+            .metadata
+            .additional_metadata()
+            .authorization_response_iss_parameter_supported
+            == Some(true);
+        Ok((provider.metadata.issuer().as_str().to_string(), required))
+    }
+
     /// Exchanges an authorization code and validates the ID token against the login's nonce.
     pub(crate) async fn exchange_code(
         &self,

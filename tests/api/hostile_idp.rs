@@ -40,6 +40,12 @@ enum Attack {
     UserinfoForbidden,
     /// A refresh answered with an ID token nobody signed.
     ForgedIdTokenOnRefresh,
+    /// Discovery promises RFC 9207's `iss` in responses; the response has none.
+    IssPromisedButMissing,
+    /// The response names the issuer with a trailing slash: another string.
+    IssWithTrailingSlash,
+    /// The response names the issuer exactly, as promised: the control case.
+    IssExact,
 }
 
 struct Fake {
@@ -122,8 +128,16 @@ fn id_token(fake: &Fake) -> String {
 }
 
 async fn discovery(fake: web::Data<Mutex<Fake>>) -> HttpResponse {
-    let base = fake.lock().unwrap().base.clone();
+    let (base, promise) = {
+        let fake = fake.lock().unwrap();
+        let promise = matches!(
+            fake.attack,
+            Attack::IssPromisedButMissing | Attack::IssWithTrailingSlash | Attack::IssExact
+        );
+        (fake.base.clone(), promise)
+    };
     HttpResponse::Ok().json(json!({
+        "authorization_response_iss_parameter_supported": promise,
         "issuer": base,
         "authorization_endpoint": format!("{base}/auth"),
         "token_endpoint": format!("{base}/token"),
@@ -146,11 +160,25 @@ async fn authorize(req: HttpRequest, fake: web::Data<Mutex<Fake>>) -> HttpRespon
         url::form_urlencoded::parse(req.query_string().as_bytes())
             .into_owned()
             .collect();
-    fake.lock().unwrap().nonce = q.get("nonce").cloned();
+    let (base, attack) = {
+        let mut fake = fake.lock().unwrap();
+        fake.nonce = q.get("nonce").cloned();
+        (fake.base.clone(), fake.attack)
+    };
     let mut back = url::Url::parse(&q["redirect_uri"]).unwrap();
     back.query_pairs_mut()
         .append_pair("code", "hostile-code")
         .append_pair("state", &q["state"]);
+    match attack {
+        Attack::IssWithTrailingSlash => {
+            back.query_pairs_mut()
+                .append_pair("iss", &format!("{base}/"));
+        }
+        Attack::IssExact => {
+            back.query_pairs_mut().append_pair("iss", &base);
+        }
+        _ => {}
+    }
     HttpResponse::Found()
         .insert_header(("Location", back.to_string()))
         .finish()
@@ -572,4 +600,19 @@ async fn an_id_token_from_a_refresh_is_not_kept() {
         signed_in,
         "the sign-in's validated ID token stays the hint"
     );
+}
+
+/// RFC 9207: a provider that promises to name itself in every authorization response must do so,
+/// exactly.
+#[actix_web::test]
+async fn a_promised_issuer_in_the_response_must_be_there_and_exact() {
+    for attack in [Attack::IssPromisedButMissing, Attack::IssWithTrailingSlash] {
+        let (status, body, app) = login_against(attack).await;
+        assert_eq!(status, 400, "{attack:?}: {body}");
+        assert!(body.contains("Sign-in failed"), "{attack:?}: {body}");
+        assert_eq!(app.user_count(), 0, "{attack:?}: no user");
+    }
+    let (status, _, app) = login_against(Attack::IssExact).await;
+    assert_eq!(status, 303, "the exact issuer signs in");
+    assert_eq!(app.user_count(), 1);
 }

@@ -273,14 +273,23 @@ pub(crate) async fn callback(
     let (Some(code), Some(returned_state)) = (query.code, query.state) else {
         return Err(LoginError::MissingParameters);
     };
-    // Mix-up defence: a response naming another issuer was not meant for this login.
-    if let Some(iss) = &query.iss {
-        if iss.trim_end_matches('/') != state.settings.issuer() {
+    // Mix-up defence (RFC 9207): a response naming another issuer was not meant for this login,
+    // and one naming none is refused when the provider promised to name itself in every one.
+    let (issuer, required) = state.grants.response_issuer().await?;
+    match &query.iss {
+        Some(iss) if *iss != issuer => {
             return Err(LoginError::Provider {
                 error: "issuer_mismatch".into(),
                 description: clip(iss, 200),
-            });
+            })
         }
+        None if required => {
+            return Err(LoginError::Provider {
+                error: "issuer_missing".into(),
+                description: "the response does not name its issuer".into(),
+            })
+        }
+        _ => {}
     }
     let pending = session
         .take_pending(&returned_state)
