@@ -73,9 +73,16 @@ impl Provider {
     }
 }
 
+/// How long the answer of a reachability probe stands.
+const PROBE_TTL: Duration = Duration::from_secs(2);
+/// How long a probe may take: a browser about to be sent to Keycloak should not wait long.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// keygate's client at Keycloak, and the realm's metadata as last discovered.
 pub(crate) struct Discovery {
     idp: IdpHttp,
+    /// The last probe: when, and whether Keycloak answered.
+    probe: RwLock<Option<(Instant, Result<(), Unavailable>)>>,
     issuer: IssuerUrl,
     client_id: ClientId,
     client_secret: Secret<String>,
@@ -101,6 +108,7 @@ impl Discovery {
             client_secret: settings.client_secret.clone(),
             redirect_url,
             cache: RwLock::new(None),
+            probe: RwLock::new(None),
         })
     }
 
@@ -131,6 +139,27 @@ impl Discovery {
             }
         }
         self.rediscover().await
+    }
+
+    /// Whether Keycloak answers right now: a short GET of the discovery document, its answer
+    /// kept for [`PROBE_TTL`]. For sending a browser to Keycloak's login page, which the cached
+    /// metadata alone would do while Keycloak is down.
+    pub(crate) async fn reachable(&self) -> Result<(), Unavailable> {
+        if let Some((at, answer)) = self.probe.read().ok().and_then(|p| p.clone()) {
+            if at.elapsed() < PROBE_TTL {
+                return answer;
+            }
+        }
+        let url = format!("{}/.well-known/openid-configuration", self.issuer.as_str());
+        let answer = match self.idp.0.get(&url).timeout(PROBE_TIMEOUT).send().await {
+            Ok(r) if r.status().is_success() => Ok(()),
+            Ok(r) => Err(Unavailable(format!("{url} answered {}", r.status()))),
+            Err(e) => Err(Unavailable(format!("{url}: {}", error_chain(&e)))),
+        };
+        if let Ok(mut slot) = self.probe.write() {
+            *slot = Some((Instant::now(), answer.clone()));
+        }
+        answer
     }
 
     /// Fetches the metadata now, whatever the cache holds (a key newer than discovery).

@@ -73,10 +73,13 @@ impl Grants {
 
     /// Builds the authorization URL with a fresh state, nonce and PKCE S256 challenge.
     /// `login_hint` pre-fills Keycloak's username field (after registration).
+    /// Fails while Keycloak does not answer (a short probe, kept for a moment), so that no
+    /// browser is sent to a login page that is down.
     pub(crate) async fn authorize(
         &self,
         login_hint: Option<&str>,
     ) -> Result<AuthRequest, Unavailable> {
+        self.discovery.reachable().await?;
         let provider = self.discovery.provider().await?;
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
         let mut request = provider.client.authorize_url(

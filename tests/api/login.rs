@@ -274,8 +274,22 @@ async fn keycloak_down_is_a_503_page_and_keygate_recovers_when_it_returns() {
     assert_eq!(app.get("/healthz").await.status(), 200);
 
     proxy.restore().await;
+    // A failed probe stands for up to 2 s.
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
     let r = app.get("/login/keycloak?next=/").await;
     assert_eq!(r.status(), 303, "keygate should recover without a restart");
+
+    // Down again while discovery is cached: no browser is sent to a dead login page.
+    proxy.cut();
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let r = app.get("/login/keycloak?next=/").await;
+    assert_eq!(
+        r.status(),
+        503,
+        "not a redirect to Keycloak while it is down"
+    );
+    proxy.restore().await;
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
     let callback = keycloak_login_until_callback(&app.client, &app.address, ALICE, "/").await;
 
     // Keycloak goes down between its login page and the code exchange.
