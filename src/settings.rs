@@ -183,7 +183,7 @@ impl Settings {
         }
 
         let ui_url = get("KEYGATE_UI_URL").unwrap_or_else(|| "/token".into());
-        if !(ui_url.starts_with('/') && !ui_url.starts_with("//")) {
+        if !crate::util::is_same_origin_path(&ui_url) {
             return Err(bad(
                 "KEYGATE_UI_URL",
                 "expected a path on this site starting with /, e.g. /token",
@@ -227,7 +227,8 @@ impl Settings {
             password_login: parse_bool(&get, "KEYGATE_PASSWORD_LOGIN", false)?,
             registration: parse_bool(&get, "KEYGATE_REGISTRATION", true)?,
             link_policy,
-            audit_retention_days: parse_num(&get, "KEYGATE_AUDIT_RETENTION_DAYS", 90)? as u32,
+            audit_retention_days: parse_range(&get, "KEYGATE_AUDIT_RETENTION_DAYS", 90, 1..=36_500)?
+                as u32,
             token_cache: parse_bool(&get, "KEYGATE_TOKEN_CACHE", true)?,
             forwarded: parse_forwarded(&get)?,
         })
@@ -346,6 +347,23 @@ fn parse_num(
     }
 }
 
+/// A whole number within `range`; anything outside is refused rather than cut to fit.
+fn parse_range(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    default: u64,
+    range: std::ops::RangeInclusive<u64>,
+) -> Result<u64, SettingsError> {
+    let n = parse_num(get, name, default)?;
+    if !range.contains(&n) {
+        return Err(bad(
+            name,
+            format!("expected {} to {}, got {n}", range.start(), range.end()),
+        ));
+    }
+    Ok(n)
+}
+
 /// True when `url` points at this machine, where a generated session secret is acceptable.
 pub fn is_loopback(url: &Url) -> bool {
     match url.host() {
@@ -408,6 +426,9 @@ mod tests {
             ("KEYGATE_ACCEPT_AZP", "maybe"),
             ("KEYGATE_LEEWAY_SECONDS", "-1"),
             ("KEYGATE_UI_URL", "https://evil.example/"),
+            ("KEYGATE_UI_URL", "/\\evil.example"),
+            ("KEYGATE_AUDIT_RETENTION_DAYS", "4294967297"),
+            ("KEYGATE_AUDIT_RETENTION_DAYS", "0"),
             ("KEYGATE_LINK_BY_EMAIL", "always"),
             ("KEYGATE_SESSION_TTL_SECONDS", "3600"),
         ] {

@@ -4,6 +4,8 @@
 use serde::{Deserialize, Serialize};
 use url::Url;
 
+use crate::util::is_same_origin_path;
+
 /// A path on this site, checked once at the edge.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct NextUrl(String);
@@ -22,22 +24,7 @@ impl NextUrl {
     }
 
     fn try_parse(raw: &str) -> Option<Self> {
-        if !raw.starts_with('/') || raw.starts_with("//") || raw.len() > 2048 {
-            return None;
-        }
-        if raw
-            .chars()
-            .any(|c| c == '\\' || c.is_control() || c.is_whitespace())
-        {
-            return None;
-        }
-        // Resolve against a dummy origin: if the origin changes, the browser would leave the site.
-        let base = Url::parse("http://keygate.invalid/").ok()?;
-        let joined = base.join(raw).ok()?;
-        if joined.origin() != base.origin() {
-            return None;
-        }
-        Some(NextUrl(raw.to_string()))
+        is_same_origin_path(raw).then(|| NextUrl(raw.to_string()))
     }
 
     /// Takes the path of a same-origin `Referer`, so an API 401 can send the user back to the page

@@ -26,6 +26,27 @@ pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     out
 }
 
+/// True for a path on this site that no browser reads as another origin: `/path?query#frag`; never
+/// absolute, never `//host`, never a backslash (browsers read `/\host` as `//host`), no control
+/// characters or spaces. The one rule for `next` URLs and for `KEYGATE_UI_URL`.
+pub(crate) fn is_same_origin_path(raw: &str) -> bool {
+    if !raw.starts_with('/') || raw.starts_with("//") || raw.len() > 2048 {
+        return false;
+    }
+    if raw
+        .chars()
+        .any(|c| c == '\\' || c.is_control() || c.is_whitespace())
+    {
+        return false;
+    }
+    // Resolve against a dummy origin: if the origin changes, the browser would leave the site.
+    let Ok(base) = url::Url::parse("http://keygate.invalid/") else {
+        return false;
+    };
+    base.join(raw)
+        .is_ok_and(|joined| joined.origin() == base.origin())
+}
+
 /// Text from outside (a provider, a form) cut to `max` characters before it is shown or logged.
 pub(crate) fn clip(s: &str, max: usize) -> String {
     s.chars().take(max).collect()

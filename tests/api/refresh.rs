@@ -298,3 +298,32 @@ async fn an_sso_session_deleted_in_keycloak_without_back_channel_ends_after_expi
     assert_eq!(app.me().await.status(), 401);
     assert_eq!(app.session_count(), 0);
 }
+
+#[actix_web::test]
+async fn forced_refreshes_are_throttled_per_session() {
+    let app = spawn_app().await;
+    app.login(ALICE, "/").await;
+    let fresh = || {
+        app.client
+            .post(app.url("/api/token"))
+            .json(&json!({"process": "login-from-cookie", "fresh": true}))
+            .send()
+    };
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let first = json(fresh().await.unwrap()).await["access_token"].clone();
+    let mut tokens = vec![];
+    for _ in 0..5 {
+        let r = fresh().await.unwrap();
+        assert_eq!(r.status(), 200);
+        tokens.push(json(r).await["access_token"].clone());
+    }
+    assert_eq!(
+        app.app_state.refresh_count(),
+        1,
+        "one forced refresh, not six"
+    );
+    assert!(
+        tokens.iter().all(|t| *t == first),
+        "the others get the fresh token"
+    );
+}

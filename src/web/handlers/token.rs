@@ -17,6 +17,9 @@ use crate::web::cookies::token_cookie;
 use crate::web::response::{page, ApiError, NO_STORE};
 use crate::web::AppState;
 
+/// Least time between two forced refreshes of one session.
+const FORCED_REFRESH_EVERY_SECS: i64 = 5;
+
 /// The processes `POST /api/token` knows.
 const PROCESSES: &[&str] = &["login-from-cookie"];
 
@@ -91,7 +94,7 @@ pub(crate) async fn issue_token(
             })
         }
     }
-    let force = request.fresh.as_ref().is_some_and(FreshFlag::is_set);
+    let asked = request.fresh.as_ref().is_some_and(FreshFlag::is_set);
     let referer = req
         .headers()
         .get(header::REFERER)
@@ -109,6 +112,12 @@ pub(crate) async fn issue_token(
     let Some(auth) = session.auth() else {
         return Err(unauthorized("token request without a session"));
     };
+    // A forced refresh costs Keycloak a token and the audit log a row: one per session every
+    // few seconds, however often a UI asks.
+    let force = asked && now() - auth.tokens.access_issued_at >= FORCED_REFRESH_EVERY_SECS;
+    if asked && !force {
+        log::debug!("forced refresh of user {} throttled", auth.user_id);
+    }
     let user = active_user(&state, auth.user_id)
         .await?
         .ok_or_else(|| unauthorized("session user no longer exists"))?;
