@@ -114,6 +114,96 @@ pub struct Settings {
     pub forwarded: Option<Forwarded>,
 }
 
+/// Every setting keygate reads.
+const KNOWN: &[&str] = &[
+    "KEYGATE_ACCEPT_AZP",
+    "KEYGATE_ADMIN_ROLE",
+    "KEYGATE_AUDIENCE",
+    "KEYGATE_AUDIT_RETENTION_DAYS",
+    "KEYGATE_BIND",
+    "KEYGATE_CLIENT_ID",
+    "KEYGATE_CLIENT_SECRET",
+    "KEYGATE_CONFIG",
+    "KEYGATE_DATABASE_URL",
+    "KEYGATE_FORWARDED_HEADER",
+    "KEYGATE_FORWARDED_HOPS",
+    "KEYGATE_ISSUER_URL",
+    "KEYGATE_LEEWAY_SECONDS",
+    "KEYGATE_LINK_BY_EMAIL",
+    "KEYGATE_PASSWORD_LOGIN",
+    "KEYGATE_PUBLIC_URL",
+    "KEYGATE_REGISTRATION",
+    "KEYGATE_SESSION_IDLE_SECONDS",
+    "KEYGATE_SESSION_MAX_SECONDS",
+    "KEYGATE_SESSION_SECRET",
+    "KEYGATE_TOKEN_CACHE",
+    "KEYGATE_TRUSTED_PROXIES",
+    "KEYGATE_TRUST_FORWARDED",
+    "KEYGATE_UI_URL",
+];
+
+/// Variables of keygate's scripts and tests (README), which keygate itself does not read.
+const TOOLING: &[&str] = &[
+    "KEYGATE_ARTIFACTS_DIR",
+    "KEYGATE_BIN",
+    "KEYGATE_BROWSER_ONLY",
+    "KEYGATE_BROWSER_TIMEOUT",
+    "KEYGATE_CACHE",
+    "KEYGATE_CHROMIUM",
+    "KEYGATE_KEEP_SERVICES",
+    "KEYGATE_PG_DIR",
+    "KEYGATE_TEST_POSTGRES_URL",
+];
+
+/// The `KEYGATE_*` names among `names` that keygate does not know, each with the known name it
+/// is most likely a typo of: a misspelled setting must never be silently off.
+pub(crate) fn unknown_settings<'a>(
+    names: impl IntoIterator<Item = &'a str>,
+) -> Vec<(String, Option<&'static str>)> {
+    names
+        .into_iter()
+        .filter(|n| n.starts_with("KEYGATE_") && !KNOWN.contains(n) && !TOOLING.contains(n))
+        .map(|n| {
+            let closest = KNOWN
+                .iter()
+                .map(|k| (edit_distance(n, k), *k))
+                .min()
+                .filter(|(d, _)| *d <= 4)
+                .map(|(_, k)| k);
+            (n.to_string(), closest)
+        })
+        .collect()
+}
+
+/// Levenshtein distance, for suggesting the setting a typo meant.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let here = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb))
+                .min(row[j] + 1)
+                .min(here + 1);
+            prev = here;
+        }
+    }
+    row[b.len()]
+}
+
+fn warn_about_unknown<'a>(names: impl IntoIterator<Item = &'a str>) {
+    for (name, closest) in unknown_settings(names) {
+        match closest {
+            Some(known) => {
+                log::warn!("{name} is not a keygate setting (ignored); did you mean {known}?")
+            }
+            None => log::warn!("{name} is not a keygate setting (ignored)"),
+        }
+    }
+}
+
 impl Settings {
     /// The realm's issuer exactly as tokens carry it: the configured URL without a trailing `/`.
     pub fn issuer(&self) -> &str {
@@ -131,6 +221,8 @@ impl Settings {
             }
             Err(_) => HashMap::new(),
         };
+        let env: Vec<String> = std::env::vars().map(|(k, _)| k).collect();
+        warn_about_unknown(env.iter().chain(file.keys()).map(String::as_str));
         Self::from_lookup(|name| std::env::var(name).ok().or_else(|| file.get(name).cloned()))
     }
 
@@ -448,6 +540,27 @@ mod tests {
         assert_eq!(map["KEYGATE_UI_URL"], "/app");
         assert!(parse_config_file("PATH=/bin").is_err());
         assert!(parse_config_file("KEYGATE_BIND").is_err());
+    }
+
+    #[test]
+    fn a_misspelled_setting_is_named_with_what_it_meant() {
+        let unknown = unknown_settings([
+            "KEYGATE_SESION_SECRET",
+            "KEYGATE_BIND",
+            "KEYGATE_CACHE",
+            "KEYGATE_SOMETHING_ELSE_ENTIRELY",
+            "PATH",
+        ]);
+        assert_eq!(
+            unknown,
+            [
+                (
+                    "KEYGATE_SESION_SECRET".to_string(),
+                    Some("KEYGATE_SESSION_SECRET")
+                ),
+                ("KEYGATE_SOMETHING_ELSE_ENTIRELY".to_string(), None),
+            ]
+        );
     }
 
     #[test]

@@ -22,6 +22,8 @@ pub(crate) struct NewAuditEvent<'a> {
 #[diesel(table_name = audit_events)]
 pub(crate) struct AuditEvent {
     pub user_id: Option<i64>,
+    /// The admin who acted, on admin actions.
+    pub actor_id: Option<i64>,
     pub kind: String,
     pub created_at: i64,
     pub ip: Option<String>,
@@ -56,7 +58,7 @@ pub(crate) fn page(
     user_id: Option<i64>,
     offset: i64,
     limit: i64,
-) -> QueryResult<(Vec<(AuditEvent, Option<String>)>, i64)> {
+) -> QueryResult<(Vec<NamedEvent>, i64)> {
     let filtered = || {
         let mut q = audit_events::table.into_boxed();
         if let Some(k) = kind {
@@ -74,24 +76,34 @@ pub(crate) fn page(
         .limit(limit)
         .select(AuditEvent::as_select())
         .load(conn)?;
-    let ids: Vec<i64> = rows.iter().filter_map(|r| r.user_id).collect();
+    let ids: Vec<i64> = rows
+        .iter()
+        .flat_map(|r| [r.user_id, r.actor_id])
+        .flatten()
+        .collect();
     let names: Vec<(i64, String)> = users::table
         .filter(users::id.eq_any(ids))
         .select((users::id, users::username))
         .load(conn)?;
+    let name_of = |id: Option<i64>| {
+        id.and_then(|u| names.iter().find(|(i, _)| *i == u).map(|(_, n)| n.clone()))
+    };
     let with_names = rows
         .into_iter()
-        .map(|r| {
-            let name = r.user_id.and_then(|u| {
-                names
-                    .iter()
-                    .find(|(id, _)| *id == u)
-                    .map(|(_, n)| n.clone())
-            });
-            (r, name)
+        .map(|event| NamedEvent {
+            user: name_of(event.user_id),
+            actor: name_of(event.actor_id),
+            event,
         })
         .collect();
     Ok((with_names, total))
+}
+
+/// An event with the usernames of its user and its acting admin.
+pub(crate) struct NamedEvent {
+    pub event: AuditEvent,
+    pub user: Option<String>,
+    pub actor: Option<String>,
 }
 
 pub(crate) fn count_since(conn: &mut DbConn, kind: &str, since: i64) -> QueryResult<i64> {

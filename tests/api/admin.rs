@@ -139,6 +139,12 @@ async fn deactivation_ends_bobs_sessions_and_tokens_and_reactivation_lets_him_si
         page.contains("event-admin_deactivate") && page.contains(">bob<"),
         "{page}"
     );
+    assert!(
+        page.contains(&format!(
+            "<td class=\"actor\"><a href=\"/admin/users/{alice_id}\">alice</a></td>"
+        )),
+        "the acting admin is shown: {page}"
+    );
 }
 
 #[actix_web::test]

@@ -66,7 +66,7 @@ pub(crate) async fn audit_log(
     html(&AuditPage {
         events: rows
             .into_iter()
-            .map(|(e, name)| EventView::of(e, name))
+            .map(|n| EventView::of(n.event, n.user, n.actor))
             .collect(),
         kinds: AuditKind::ALL.iter().map(|k| k.as_str()).collect(),
         kind: kind_name,

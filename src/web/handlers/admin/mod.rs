@@ -53,10 +53,13 @@ pub(crate) struct EventView {
     pub detail: String,
     pub user: String,
     pub user_id: Option<i64>,
+    /// The acting admin, on admin actions.
+    pub actor: String,
+    pub actor_id: Option<i64>,
 }
 
 impl EventView {
-    fn of(e: AuditEvent, username: Option<String>) -> Self {
+    fn of(e: AuditEvent, username: Option<String>, actor: Option<String>) -> Self {
         EventView {
             kind: e.kind,
             time: fmt_time(e.created_at),
@@ -65,6 +68,8 @@ impl EventView {
             detail: e.detail,
             user: username.unwrap_or_default(),
             user_id: e.user_id,
+            actor: actor.unwrap_or_default(),
+            actor_id: e.actor_id,
         }
     }
 }

@@ -198,7 +198,7 @@ pub(crate) async fn user_detail(
             .collect(),
         events: events
             .into_iter()
-            .map(|e| EventView::of(e, Some(user.username.clone())))
+            .map(|e| EventView::of(e, Some(user.username.clone()), None))
             .collect(),
         sessions,
         user,
