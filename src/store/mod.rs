@@ -68,8 +68,8 @@ impl CustomizeConnection<DbConn, diesel::r2d2::Error> for SqlitePragmas {
     fn on_acquire(&self, conn: &mut DbConn) -> Result<(), diesel::r2d2::Error> {
         if let DbConn::Sqlite(c) = conn {
             c.batch_execute(
-                "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; \
-                 PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+                "PRAGMA busy_timeout = 10000; PRAGMA synchronous = NORMAL; \
+                 PRAGMA foreign_keys = ON;",
             )
             .map_err(diesel::r2d2::Error::QueryError)?;
         }
@@ -80,18 +80,41 @@ impl CustomizeConnection<DbConn, diesel::r2d2::Error> for SqlitePragmas {
 /// Opens a pool for `database_url`: a `postgres://` URL or a SQLite file path (`sqlite://` prefix
 /// optional).
 pub fn connect(database_url: &str) -> anyhow::Result<Pool> {
+    connect_with(database_url, Box::new(r2d2::LoggingErrorHandler))
+}
+
+fn connect_with(
+    database_url: &str,
+    errors: Box<dyn r2d2::HandleError<diesel::r2d2::Error>>,
+) -> anyhow::Result<Pool> {
     let url = database_url
         .strip_prefix("sqlite://")
         .unwrap_or(database_url);
     let is_pg = url.starts_with("postgres://") || url.starts_with("postgresql://");
+    if !is_pg {
+        set_wal_once(url)?;
+    }
     let manager = ConnectionManager::<DbConn>::new(url);
     let pool = R2d2Pool::builder()
         .max_size(if is_pg { 16 } else { 8 })
         .connection_timeout(Duration::from_secs(10))
         .connection_customizer(Box::new(SqlitePragmas))
+        .error_handler(errors)
         .build(manager)
         .map_err(|e| anyhow::anyhow!("cannot open database {}: {e}", redact_url(url)))?;
     Ok(pool)
+}
+
+/// WAL is a property of the database file, and switching to it takes a write lock: done once,
+/// on one connection, before the pool opens its connections all at once (which otherwise raced
+/// for that lock on a fresh file and logged "database is locked").
+fn set_wal_once(path: &str) -> anyhow::Result<()> {
+    use diesel::Connection;
+    let mut conn = SqliteConnection::establish(path)
+        .map_err(|e| anyhow::anyhow!("cannot open database {path}: {e}"))?;
+    conn.batch_execute("PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL;")
+        .map_err(|e| anyhow::anyhow!("cannot switch {path} to WAL: {e}"))?;
+    Ok(())
 }
 
 /// Applies the embedded migrations of the connection's backend.
@@ -141,5 +164,43 @@ fn redact_url(url: &str) -> String {
             u.to_string()
         }
         _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    #[derive(Debug, Default)]
+    struct Count(Arc<AtomicUsize>);
+
+    impl r2d2::HandleError<diesel::r2d2::Error> for Count {
+        fn handle_error(&self, _: diesel::r2d2::Error) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn a_fresh_sqlite_file_opens_its_pool_without_errors_and_in_wal() {
+        let errors = Arc::new(AtomicUsize::new(0));
+        for i in 0..20 {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join(format!("fresh-{i}.db"));
+            let pool =
+                connect_with(&path.to_string_lossy(), Box::new(Count(errors.clone()))).unwrap();
+            let mut conn = pool.get().unwrap();
+            #[derive(diesel::QueryableByName)]
+            struct Mode {
+                #[diesel(sql_type = diesel::sql_types::Text)]
+                journal_mode: String,
+            }
+            let mode: Vec<Mode> =
+                diesel::RunQueryDsl::load(diesel::sql_query("PRAGMA journal_mode"), &mut *conn)
+                    .unwrap();
+            assert_eq!(mode[0].journal_mode, "wal");
+        }
+        assert_eq!(errors.load(Ordering::SeqCst), 0, "no connection failed");
     }
 }
