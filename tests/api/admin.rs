@@ -162,18 +162,37 @@ async fn admin_posts_without_a_valid_csrf_token_change_nothing() {
             .unwrap();
         assert_eq!(r.status(), 403);
     }
-    // Bob's own session token is no admin's.
-    let confirm = app
-        .get(&format!("/admin/users/{bob_id}/confirm/deactivate"))
-        .await;
-    let csrf = csrf_of(&confirm.text().await.unwrap());
-    let r = bob
+    // Another session's token is no token for this one, even the same admin's other browser.
+    let (other_tab, _) = app.other_browser(ALICE).await;
+    let theirs = other_tab
+        .get(app.url(&format!("/admin/users/{bob_id}/confirm/deactivate")))
+        .send()
+        .await
+        .unwrap();
+    let csrf = csrf_of(&theirs.text().await.unwrap());
+    let r = app
+        .client
         .post(app.url(&format!("/admin/users/{bob_id}/deactivate")))
         .form(&[("csrf_token", csrf.as_str())])
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 403);
+    assert!(
+        r.text().await.unwrap().contains("Form expired"),
+        "refused by the CSRF check, not by the role"
+    );
+    // And a non-admin with a valid token of his own is stopped by the role.
+    let own = bob.get(app.url("/account/sessions")).send().await.unwrap();
+    let bobs = csrf_of(&own.text().await.unwrap());
+    let r = bob
+        .post(app.url(&format!("/admin/users/{bob_id}/deactivate")))
+        .form(&[("csrf_token", bobs.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    assert!(r.text().await.unwrap().contains("Administrators only"));
     assert_eq!(
         bob.get(app.url("/api/me")).send().await.unwrap().status(),
         200

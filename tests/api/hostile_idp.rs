@@ -10,6 +10,8 @@ use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
 
+use base64::Engine;
+
 use crate::helpers::*;
 
 const CLIENT: &str = "keygate";
@@ -418,8 +420,27 @@ async fn access_tokens_with_one_bad_claim_are_401() {
     for (name, claims) in cases {
         assert_eq!(me(sign(kid("hostile-1"), &claims)).await, 401, "{name}");
     }
-    // A kid the JWKS does not have, and a token far too large to be honest.
+    // Properly signed, so that each defect below is the only one.
     assert_eq!(me(sign(kid("other-key"), &good)).await, 401, "unknown kid");
+    let mut critical = kid("hostile-1");
+    critical.crit = Some(vec!["exp".into()]);
+    assert_eq!(
+        me(sign(critical, &good)).await,
+        401,
+        "a critical header extension"
+    );
+    let signed = sign(kid("hostile-1"), &good);
+    let (body, signature) = signed.rsplit_once('.').unwrap();
+    let mut bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(signature)
+        .unwrap();
+    bytes[0] ^= 1;
+    let tampered = format!(
+        "{body}.{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    );
+    assert_eq!(me(tampered).await, 401, "one bit of the signature");
+    // A token far too large to be honest.
     let mut huge = good.clone();
     huge["padding"] = "x".repeat(100_000).into();
     let status = me(sign(kid("hostile-1"), &huge)).await;

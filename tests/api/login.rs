@@ -220,7 +220,20 @@ async fn an_error_from_keycloak_is_a_clear_400_page() {
     assert_eq!(r.status(), 400);
     let page = r.text().await.unwrap();
     assert!(page.contains("cancelled or denied"), "{page}");
-    assert!(!page.contains("<script>"), "provider text must be escaped");
+    // Other errors name Keycloak's error code on the page: escaped, never markup.
+    let r = app
+        .get("/login/callback?error=%3Cscript%3Ealert(1)%3C%2Fscript%3E&state=x")
+        .await;
+    assert_eq!(r.status(), 400);
+    let page = r.text().await.unwrap();
+    assert!(
+        page.contains("could not sign you in (") && page.contains("alert(1)"),
+        "the code is shown: {page}"
+    );
+    assert!(
+        !page.contains("<script>alert"),
+        "provider text must be escaped"
+    );
     let missing = app.get("/login/callback").await;
     assert_eq!(missing.status(), 400);
     assert_eq!(app.session_count(), 0);
@@ -311,8 +324,11 @@ async fn unknown_pages_and_bad_query_strings_are_clear_errors() {
     let api = app.get("/api/nope").await;
     assert_eq!(api.status(), 404);
     assert_eq!(json(api).await["error"]["code"], "not_found");
-    let r = app.get("/login/callback?code=%ZZ&state=%").await;
-    assert!(r.status().is_client_error(), "{}", r.status());
+    // A query the callback cannot read (a parameter twice) is a 400 page that says so.
+    let r = app.get("/login/callback?code=a&code=b&state=x").await;
+    assert_eq!(r.status(), 400);
+    let page = r.text().await.unwrap();
+    assert!(page.contains("malformed parameters"), "{page}");
 }
 
 #[actix_web::test]
