@@ -440,6 +440,12 @@ async fn access_tokens_with_one_bad_claim_are_401() {
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
     );
     assert_eq!(me(tampered).await, 401, "one bit of the signature");
+    // An `exp` at the end of time is valid, and its cached entry must not overflow `exp + leeway`.
+    let mut forever = good.clone();
+    forever["exp"] = i64::MAX.into();
+    let forever = sign(kid("hostile-1"), &forever);
+    assert_eq!(me(forever.clone()).await, 200, "the end of time");
+    assert_eq!(me(forever).await, 200, "and again, from the cache");
     // A token far too large to be honest.
     let mut huge = good.clone();
     huge["padding"] = "x".repeat(100_000).into();
