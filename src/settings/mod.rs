@@ -9,6 +9,14 @@ use std::time::Duration;
 
 use url::Url;
 
+mod names;
+mod parse;
+
+use names::warn_about_unknown;
+use parse::{
+    parse_base_url, parse_bool, parse_config_file, parse_forwarded, parse_num, parse_range,
+};
+
 /// A value that must never reach a log line or an error message.
 #[derive(Clone)]
 pub struct Secret<T>(T);
@@ -112,96 +120,6 @@ pub struct Settings {
     /// Take the client address from what a reverse proxy appended (`KEYGATE_TRUST_FORWARDED`);
     /// `None` means the peer address.
     pub forwarded: Option<Forwarded>,
-}
-
-/// Every setting keygate reads.
-const KNOWN: &[&str] = &[
-    "KEYGATE_ACCEPT_AZP",
-    "KEYGATE_ADMIN_ROLE",
-    "KEYGATE_AUDIENCE",
-    "KEYGATE_AUDIT_RETENTION_DAYS",
-    "KEYGATE_BIND",
-    "KEYGATE_CLIENT_ID",
-    "KEYGATE_CLIENT_SECRET",
-    "KEYGATE_CONFIG",
-    "KEYGATE_DATABASE_URL",
-    "KEYGATE_FORWARDED_HEADER",
-    "KEYGATE_FORWARDED_HOPS",
-    "KEYGATE_ISSUER_URL",
-    "KEYGATE_LEEWAY_SECONDS",
-    "KEYGATE_LINK_BY_EMAIL",
-    "KEYGATE_PASSWORD_LOGIN",
-    "KEYGATE_PUBLIC_URL",
-    "KEYGATE_REGISTRATION",
-    "KEYGATE_SESSION_IDLE_SECONDS",
-    "KEYGATE_SESSION_MAX_SECONDS",
-    "KEYGATE_SESSION_SECRET",
-    "KEYGATE_TOKEN_CACHE",
-    "KEYGATE_TRUSTED_PROXIES",
-    "KEYGATE_TRUST_FORWARDED",
-    "KEYGATE_UI_URL",
-];
-
-/// Variables of keygate's scripts and tests (README), which keygate itself does not read.
-const TOOLING: &[&str] = &[
-    "KEYGATE_ARTIFACTS_DIR",
-    "KEYGATE_BIN",
-    "KEYGATE_BROWSER_ONLY",
-    "KEYGATE_BROWSER_TIMEOUT",
-    "KEYGATE_CACHE",
-    "KEYGATE_CHROMIUM",
-    "KEYGATE_KEEP_SERVICES",
-    "KEYGATE_PG_DIR",
-    "KEYGATE_TEST_POSTGRES_URL",
-];
-
-/// The `KEYGATE_*` names among `names` that keygate does not know, each with the known name it
-/// is most likely a typo of: a misspelled setting must never be silently off.
-pub(crate) fn unknown_settings<'a>(
-    names: impl IntoIterator<Item = &'a str>,
-) -> Vec<(String, Option<&'static str>)> {
-    names
-        .into_iter()
-        .filter(|n| n.starts_with("KEYGATE_") && !KNOWN.contains(n) && !TOOLING.contains(n))
-        .map(|n| {
-            let closest = KNOWN
-                .iter()
-                .map(|k| (edit_distance(n, k), *k))
-                .min()
-                .filter(|(d, _)| *d <= 4)
-                .map(|(_, k)| k);
-            (n.to_string(), closest)
-        })
-        .collect()
-}
-
-/// Levenshtein distance, for suggesting the setting a typo meant.
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut prev = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let here = row[j + 1];
-            row[j + 1] = (prev + usize::from(ca != *cb))
-                .min(row[j] + 1)
-                .min(here + 1);
-            prev = here;
-        }
-    }
-    row[b.len()]
-}
-
-fn warn_about_unknown<'a>(names: impl IntoIterator<Item = &'a str>) {
-    for (name, closest) in unknown_settings(names) {
-        match closest {
-            Some(known) => {
-                log::warn!("{name} is not a keygate setting (ignored); did you mean {known}?")
-            }
-            None => log::warn!("{name} is not a keygate setting (ignored)"),
-        }
-    }
 }
 
 impl Settings {
@@ -327,135 +245,6 @@ impl Settings {
     }
 }
 
-fn parse_forwarded(
-    get: &impl Fn(&str) -> Option<String>,
-) -> Result<Option<Forwarded>, SettingsError> {
-    if !parse_bool(get, "KEYGATE_TRUST_FORWARDED", false)? {
-        return Ok(None);
-    }
-    let header = match get("KEYGATE_FORWARDED_HEADER")
-        .map(|v| v.trim().to_ascii_lowercase())
-        .as_deref()
-    {
-        None | Some("x-forwarded-for") => ForwardedHeader::XForwardedFor,
-        Some("forwarded") => ForwardedHeader::Forwarded,
-        Some(other) => {
-            return Err(bad(
-                "KEYGATE_FORWARDED_HEADER",
-                format!("expected `x-forwarded-for` or `forwarded`, got `{other}`"),
-            ))
-        }
-    };
-    let hops = parse_num(get, "KEYGATE_FORWARDED_HOPS", 1)?;
-    if !(1..=10).contains(&hops) {
-        return Err(bad("KEYGATE_FORWARDED_HOPS", "expected 1 to 10"));
-    }
-    let proxies = match get("KEYGATE_TRUSTED_PROXIES") {
-        None => vec![],
-        Some(list) => list
-            .split(',')
-            .map(|a| a.trim().parse())
-            .collect::<Result<_, _>>()
-            .map_err(|_| {
-                bad(
-                    "KEYGATE_TRUSTED_PROXIES",
-                    "expected comma-separated IP addresses",
-                )
-            })?,
-    };
-    Ok(Some(Forwarded {
-        header,
-        hops: hops as usize,
-        proxies,
-    }))
-}
-
-/// A config file: `KEY=value` lines, `#` comments, optional quotes around values. Only
-/// `KEYGATE_*` keys, so a typo'd or foreign line is an error instead of silently ignored.
-fn parse_config_file(text: &str) -> Result<HashMap<String, String>, SettingsError> {
-    let mut map = HashMap::new();
-    for (n, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let Some((key, value)) = line.split_once('=') else {
-            return Err(bad(
-                "KEYGATE_CONFIG",
-                format!("line {}: expected KEY=value", n + 1),
-            ));
-        };
-        let key = key.trim().trim_start_matches("export ").trim();
-        if !key.starts_with("KEYGATE_") {
-            return Err(bad(
-                "KEYGATE_CONFIG",
-                format!("line {}: {key} is not a KEYGATE_ setting", n + 1),
-            ));
-        }
-        let value = value.trim();
-        let value = value
-            .strip_prefix('"')
-            .and_then(|v| v.strip_suffix('"'))
-            .or_else(|| value.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')))
-            .unwrap_or(value);
-        map.insert(key.to_string(), value.to_string());
-    }
-    Ok(map)
-}
-
-fn parse_base_url(name: &'static str, raw: &str) -> Result<Url, SettingsError> {
-    let url = Url::parse(raw.trim_end_matches('/'))
-        .map_err(|e| bad(name, format!("expected an absolute http(s) URL ({e})")))?;
-    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
-        return Err(bad(name, "expected an absolute http(s) URL"));
-    }
-    Ok(url)
-}
-
-fn parse_bool(
-    get: &impl Fn(&str) -> Option<String>,
-    name: &'static str,
-    default: bool,
-) -> Result<bool, SettingsError> {
-    match get(name).map(|v| v.to_ascii_lowercase()).as_deref() {
-        None => Ok(default),
-        Some("1" | "true" | "yes" | "on") => Ok(true),
-        Some("0" | "false" | "no" | "off") => Ok(false),
-        Some(other) => Err(bad(name, format!("expected true or false, got `{other}`"))),
-    }
-}
-
-fn parse_num(
-    get: &impl Fn(&str) -> Option<String>,
-    name: &'static str,
-    default: u64,
-) -> Result<u64, SettingsError> {
-    match get(name) {
-        None => Ok(default),
-        Some(raw) => raw
-            .trim()
-            .parse()
-            .map_err(|_| bad(name, format!("expected a whole number, got `{raw}`"))),
-    }
-}
-
-/// A whole number within `range`; anything outside is refused rather than cut to fit.
-fn parse_range(
-    get: &impl Fn(&str) -> Option<String>,
-    name: &'static str,
-    default: u64,
-    range: std::ops::RangeInclusive<u64>,
-) -> Result<u64, SettingsError> {
-    let n = parse_num(get, name, default)?;
-    if !range.contains(&n) {
-        return Err(bad(
-            name,
-            format!("expected {} to {}, got {n}", range.start(), range.end()),
-        ));
-    }
-    Ok(n)
-}
-
 /// True when `url` points at this machine, where a generated session secret is acceptable.
 pub fn is_loopback(url: &Url) -> bool {
     match url.host() {
@@ -468,6 +257,7 @@ pub fn is_loopback(url: &Url) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use super::names::unknown_settings;
     use super::*;
     use std::collections::HashMap;
 
