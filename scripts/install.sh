@@ -116,6 +116,7 @@ pkg_installed libpq-dev || need+=(libpq-dev)
 command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
 
 if [ "$profile" = test ]; then
+  # Debian's own browser build, which apt-get installs as package chromium (/usr/bin/chromium).
   [ -x "$CHROMIUM" ] || need+=(chromium)
   compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need+=(postgresql)
   if ! command -v node >/dev/null 2>&1; then
