@@ -56,6 +56,17 @@ impl RealmAdmin {
             .bearer_auth(&self.token)
     }
 
+    /// `GET` an admin API path and its JSON answer.
+    pub async fn get_json(&self, path: &str) -> Value {
+        self.request(reqwest::Method::GET, path)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"))
+            .json()
+            .await
+            .unwrap_or_else(|e| panic!("GET {path}: not JSON: {e}"))
+    }
+
     pub async fn user_id(&self, username: &str) -> String {
         let users: Value = self
             .request(reqwest::Method::GET, "/users")
@@ -120,14 +131,7 @@ impl RealmAdmin {
 
     /// Gives user `id` the realm role `role`, or takes it away.
     pub async fn set_realm_role(&self, id: &str, role: &str, granted: bool) {
-        let rep: Value = self
-            .request(reqwest::Method::GET, &format!("/roles/{role}"))
-            .send()
-            .await
-            .expect("read role")
-            .json()
-            .await
-            .expect("role JSON");
+        let rep = self.get_json(&format!("/roles/{role}")).await;
         let method = if granted {
             reqwest::Method::POST
         } else {
@@ -218,41 +222,17 @@ impl RealmAdmin {
     /// client has (registration, sign-out everywhere, asking for a user's sessions).
     pub async fn short_lived_admin_client(&self, lifespan: u32) -> TestClient {
         let client = self.short_lived_client_with(lifespan, true).await;
-        let account: Value = self
-            .request(
-                reqwest::Method::GET,
-                &format!("/clients/{}/service-account-user", client.uuid),
-            )
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let list: Value = self
-            .request(reqwest::Method::GET, "/clients")
-            .query(&[("clientId", "realm-management")])
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let account = self
+            .get_json(&format!("/clients/{}/service-account-user", client.uuid))
+            .await;
+        let list = self.get_json("/clients?clientId=realm-management").await;
         let rm = list[0]["id"]
             .as_str()
             .expect("realm-management")
             .to_string();
         let mut roles = vec![];
         for name in ["view-users", "manage-users", "query-users"] {
-            let role: Value = self
-                .request(reqwest::Method::GET, &format!("/clients/{rm}/roles/{name}"))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            roles.push(role);
+            roles.push(self.get_json(&format!("/clients/{rm}/roles/{name}")).await);
         }
         let sa = account["id"].as_str().expect("service account user");
         let r = self
@@ -273,15 +253,7 @@ impl RealmAdmin {
     }
 
     async fn short_lived_client_with(&self, lifespan: u32, service_account: bool) -> TestClient {
-        let list: Value = self
-            .request(reqwest::Method::GET, "/clients")
-            .query(&[("clientId", "keygate")])
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let list = self.get_json("/clients?clientId=keygate").await;
         let mut rep = list[0].clone();
         let client_id = format!(
             "keygate-t-{}",
