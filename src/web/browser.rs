@@ -141,43 +141,9 @@ pub(super) async fn authenticate(
         }
         return Err(Failure::Missing);
     };
-    if let Some(cookie) = req.cookie(state.cookies.token) {
-        match validate(state, cookie.value()).await {
-            // keygate's own token counts as expired at its `exp` (no leeway), and one about to
-            // expire is refreshed below rather than used.
-            Ok(claims) if !live(&claims) => log::debug!("TOKEN cookie expires: refreshing"),
-            Ok(claims) if state.revocations.token_revoked(&claims.claims) => {
-                log::debug!("TOKEN cookie of a session that was logged out: ignored")
-            }
-            // Another subject's token (planted from a sibling subdomain?) is never looked up,
-            // let alone provisioned: only the session's own subject counts.
-            Ok(claims) if auth.sub.as_deref() != Some(claims.sub.as_str()) => {
-                log::warn!("TOKEN cookie of another subject than the session's: ignored")
-            }
-            Ok(claims) => {
-                let snapshot = user_for_claims(state, &claims.sub, claims.claims.clone()).await?;
-                if snapshot.user.id == auth.user_id {
-                    session.touch(&mut auth, &state.session_limits);
-                    if cookie.value() == auth.tokens.access_token {
-                        remember(state, &session_cookie, &snapshot, &claims.claims, &auth);
-                    }
-                    let mut found = finish(
-                        Arc::clone(&snapshot.user),
-                        AuthSource::Cookie,
-                        Some(Arc::clone(&claims.claims)),
-                    )?;
-                    found.accounts = Some(snapshot);
-                    return Ok(found);
-                }
-                log::warn!("TOKEN cookie and session name different users: using the session");
-            }
-            // Expired or unusable, or keys out of reach: the session below still knows the user.
-            Err(Failure::Invalid(e)) => log::debug!("TOKEN cookie not usable: {e}"),
-            Err(Failure::Unavailable(why)) => {
-                log::warn!("cannot check the TOKEN cookie ({why}); using the session")
-            }
-            Err(other) => return Err(other),
-        }
+    if let Some(found) = from_token_cookie(state, req, &session, &mut auth, &session_cookie).await?
+    {
+        return Ok(found);
     }
     let snapshot = user_of_session(state, auth.user_id).await?;
     let mut found = finish(snapshot.user.clone(), AuthSource::Session, None)?;
@@ -192,6 +158,66 @@ pub(super) async fn authenticate(
         Err(unavailable) => found.roles_unavailable = Some(unavailable),
     }
     Ok(found)
+}
+
+/// The TOKEN cookie's way: a valid, live token of the session's own subject and user. `None`
+/// leaves the request to the session's own token (the cookie expired, is someone else's, or
+/// cannot be checked right now).
+async fn from_token_cookie(
+    state: &AppState,
+    req: &HttpRequest,
+    session: &TypedSession,
+    auth: &mut AuthSession,
+    session_cookie: &Option<actix_web::cookie::Cookie<'static>>,
+) -> Result<Option<Authenticated>, Failure> {
+    let Some(cookie) = req.cookie(state.cookies.token) else {
+        return Ok(None);
+    };
+    let claims = match validate(state, cookie.value()).await {
+        // keygate's own token counts as expired at its `exp` (no leeway), and one about to
+        // expire is refreshed by the caller rather than used.
+        Ok(claims) if !live(&claims) => {
+            log::debug!("TOKEN cookie expires: refreshing");
+            return Ok(None);
+        }
+        Ok(claims) if state.revocations.token_revoked(&claims.claims) => {
+            log::debug!("TOKEN cookie of a session that was logged out: ignored");
+            return Ok(None);
+        }
+        // Another subject's token (planted from a sibling subdomain?) is never looked up, let
+        // alone provisioned: only the session's own subject counts.
+        Ok(claims) if auth.sub.as_deref() != Some(claims.sub.as_str()) => {
+            log::warn!("TOKEN cookie of another subject than the session's: ignored");
+            return Ok(None);
+        }
+        Ok(claims) => claims,
+        // Expired or unusable, or keys out of reach: the session still knows the user.
+        Err(Failure::Invalid(e)) => {
+            log::debug!("TOKEN cookie not usable: {e}");
+            return Ok(None);
+        }
+        Err(Failure::Unavailable(why)) => {
+            log::warn!("cannot check the TOKEN cookie ({why}); using the session");
+            return Ok(None);
+        }
+        Err(other) => return Err(other),
+    };
+    let snapshot = user_for_claims(state, &claims.sub, claims.claims.clone()).await?;
+    if snapshot.user.id != auth.user_id {
+        log::warn!("TOKEN cookie and session name different users: using the session");
+        return Ok(None);
+    }
+    session.touch(auth, &state.session_limits);
+    if cookie.value() == auth.tokens.access_token {
+        remember(state, session_cookie, &snapshot, &claims.claims, auth);
+    }
+    let mut found = finish(
+        Arc::clone(&snapshot.user),
+        AuthSource::Cookie,
+        Some(Arc::clone(&claims.claims)),
+    )?;
+    found.accounts = Some(snapshot);
+    Ok(Some(found))
 }
 
 /// Keeps a view of a browser whose session just passed the full check.
