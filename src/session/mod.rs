@@ -3,7 +3,7 @@
 //! session format.
 //!
 //! Uses `domain`, `store`, `idp`, `settings` and `util`; never `web`. Handlers never touch string
-//! keys: they call [`TypedSession`], which keeps serialized values for the pending logins, the
+//! keys: they call `TypedSession`, which keeps serialized values for the pending logins, the
 //! signed-in state and the CSRF token.
 
 use std::future::{ready, Ready};
@@ -101,7 +101,7 @@ pub struct AuthSession {
     /// never extended. 0 in sessions from before it was kept, which therefore end.
     #[serde(default)]
     pub signed_in_at: i64,
-    /// The last authenticated request, written at most every [`SessionLimits::touch_every`].
+    /// The last authenticated request, written at most every `SessionLimits::touch_every()`.
     #[serde(default)]
     pub last_seen_at: i64,
     /// Keycloak's subject, so that a logout of the subject reaches this session.
@@ -271,7 +271,7 @@ pub(crate) async fn sessions_of_user(
     })
     .await?;
     let mut list: Vec<AuthSession> = states.iter().filter_map(|s| auth_from_state(s)).collect();
-    list.sort_by(|a, b| b.signed_in_at.cmp(&a.signed_in_at));
+    list.sort_by_key(|s| std::cmp::Reverse(s.signed_in_at));
     Ok(list)
 }
 

@@ -1,5 +1,5 @@
 //! Storage: Diesel on SQLite or PostgreSQL. One connection type for both backends, a pool,
-//! embedded migrations, [`run`] (which moves blocking Diesel work off the async executor), the
+//! embedded migrations, `run` (which moves blocking Diesel work off the async executor), the
 //! generated schema and one file per table with plain query functions taking a connection.
 //!
 //! Uses `util` only: no actix, no identity provider.
