@@ -103,17 +103,9 @@ async fn users_see_and_end_their_own_sessions() {
         other.get(app.url("/api/me")).send().await.unwrap().status(),
         401
     );
-    let at_keycloak: Value = admin
-        .request(
-            reqwest::Method::GET,
-            &format!("/users/{}/sessions", user.id),
-        )
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let at_keycloak = admin
+        .get_json(&format!("/users/{}/sessions", user.id))
+        .await;
     assert_eq!(
         at_keycloak,
         Value::Array(vec![]),

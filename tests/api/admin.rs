@@ -222,17 +222,12 @@ async fn sign_out_everywhere_and_unlink() {
             .status(),
         401
     );
-    let sessions: Vec<Value> = admin
-        .request(
-            reqwest::Method::GET,
-            &format!("/users/{}/sessions", user.id),
-        )
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let sessions: Vec<Value> = serde_json::from_value(
+        admin
+            .get_json(&format!("/users/{}/sessions", user.id))
+            .await,
+    )
+    .unwrap();
     assert!(
         sessions.is_empty(),
         "no Keycloak sessions left: {sessions:?}"

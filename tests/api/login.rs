@@ -100,13 +100,7 @@ async fn a_planted_session_and_its_csrf_token_are_dead_after_sign_in() {
         .await
         .unwrap();
     assert_eq!(with_planted.status(), 401, "the planted key is dead");
-    let r = app
-        .client
-        .post(app.url("/logout"))
-        .form(&[("csrf_token", planted_csrf.as_str())])
-        .send()
-        .await
-        .unwrap();
+    let r = app.post_logout(&planted_csrf).await;
     assert_eq!(
         r.status(),
         403,

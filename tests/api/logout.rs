@@ -22,23 +22,11 @@ async fn logout_ends_the_session_here_and_at_keycloak() {
     assert_eq!(confirm.status(), 200);
     let csrf = csrf_of(&confirm.text().await.unwrap());
     // Without the CSRF token nothing happens.
-    let forged = app
-        .client
-        .post(app.url("/logout"))
-        .form(&[("csrf_token", "x")])
-        .send()
-        .await
-        .unwrap();
+    let forged = app.post_logout("x").await;
     assert_eq!(forged.status(), 403);
     assert_eq!(app.me().await.status(), 200);
 
-    let r = app
-        .client
-        .post(app.url("/logout"))
-        .form(&[("csrf_token", csrf.as_str())])
-        .send()
-        .await
-        .unwrap();
+    let r = app.post_logout(&csrf).await;
     assert_eq!(r.status(), 303);
     assert!(r.headers().get_all("set-cookie").iter().any(|c| {
         let c = c.to_str().unwrap();
@@ -100,13 +88,7 @@ async fn logout_still_ends_the_local_session_when_keycloak_is_down() {
     app.login(ALICE, "/").await;
     let csrf = csrf_of(&app.get("/logout").await.text().await.unwrap());
     proxy.cut();
-    let r = app
-        .client
-        .post(app.url("/logout"))
-        .form(&[("csrf_token", csrf.as_str())])
-        .send()
-        .await
-        .unwrap();
+    let r = app.post_logout(&csrf).await;
     assert_eq!(r.status(), 303);
     assert_eq!(location(&r), format!("{}/?signed_out=1", app.address));
     assert_eq!(app.session_count(), 0);

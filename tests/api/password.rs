@@ -13,6 +13,15 @@ fn password_app() -> AppOptions {
     }
 }
 
+/// The password form behind a reverse proxy keygate trusts.
+fn behind_a_proxy() -> AppOptions {
+    let mut options = password_app();
+    options
+        .extra
+        .push(("KEYGATE_TRUST_FORWARDED", "true".into()));
+    options
+}
+
 async fn password_login(app: &TestApp, user: (&str, &str)) -> reqwest::Response {
     let page = app.page("/login").await;
     let csrf = csrf_of(&page);
@@ -129,14 +138,7 @@ async fn a_disabled_account_gets_the_generic_answer_and_an_unfinished_one_its_ow
 
 #[actix_web::test]
 async fn behind_a_trusted_proxy_the_rate_limit_counts_forwarded_addresses() {
-    let app = spawn_app_with(AppOptions {
-        extra: vec![
-            ("KEYGATE_PASSWORD_LOGIN", "true".into()),
-            ("KEYGATE_TRUST_FORWARDED", "true".into()),
-        ],
-        ..Default::default()
-    })
-    .await;
+    let app = spawn_app_with(behind_a_proxy()).await;
     let csrf = csrf_of(&app.get("/login").await.text().await.unwrap());
     let attempt = |ip: &'static str, user: String| {
         let request = app
@@ -188,14 +190,7 @@ async fn parallel_attempts_cannot_pass_the_limit_together() {
 
 #[actix_web::test]
 async fn the_username_and_the_email_of_an_account_share_one_budget() {
-    let app = spawn_app_with(AppOptions {
-        extra: vec![
-            ("KEYGATE_PASSWORD_LOGIN", "true".into()),
-            ("KEYGATE_TRUST_FORWARDED", "true".into()),
-        ],
-        ..Default::default()
-    })
-    .await;
+    let app = spawn_app_with(behind_a_proxy()).await;
     // Bob is known locally (with his email) once he has signed in.
     let (_, _) = app.other_browser(BOB).await;
     let csrf = csrf_of(&app.page("/login").await);
@@ -229,14 +224,7 @@ async fn the_username_and_the_email_of_an_account_share_one_budget() {
 
 #[actix_web::test]
 async fn a_client_cannot_choose_its_address_by_writing_forwarded_headers() {
-    let app = spawn_app_with(AppOptions {
-        extra: vec![
-            ("KEYGATE_PASSWORD_LOGIN", "true".into()),
-            ("KEYGATE_TRUST_FORWARDED", "true".into()),
-        ],
-        ..Default::default()
-    })
-    .await;
+    let app = spawn_app_with(behind_a_proxy()).await;
     let csrf = csrf_of(&app.page("/login").await);
     // The client writes a new address each time; the proxy appends the one it saw.
     let attempt = |i: u8| {

@@ -271,17 +271,9 @@ async fn an_sso_session_deleted_in_keycloak_without_back_channel_ends_after_expi
     app.login(user.creds(), "/").await;
     assert_eq!(app.get("/token").await.status(), 200);
 
-    let sessions: serde_json::Value = admin
-        .request(
-            reqwest::Method::GET,
-            &format!("/users/{}/sessions", user.id),
-        )
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let sessions = admin
+        .get_json(&format!("/users/{}/sessions", user.id))
+        .await;
     let sid = sessions[0]["id"].as_str().expect("a Keycloak session");
     let r = admin
         .request(reqwest::Method::DELETE, &format!("/sessions/{sid}"))

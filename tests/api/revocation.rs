@@ -59,13 +59,7 @@ async fn a_logout_on_one_instance_ends_the_bearer_token_on_the_other() {
     assert_eq!(copy(&second).await, 200, "the session is in B's memory too");
 
     let csrf = csrf_of(&first.get("/logout").await.text().await.unwrap());
-    let r = first
-        .client
-        .post(first.url("/logout"))
-        .form(&[("csrf_token", csrf.as_str())])
-        .send()
-        .await
-        .unwrap();
+    let r = first.post_logout(&csrf).await;
     assert_eq!(r.status(), 303);
     assert_eq!(
         bearer_me(&first, &token).await.status(),

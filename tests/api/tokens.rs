@@ -321,14 +321,7 @@ async fn a_token_too_large_for_a_cookie_is_served_from_the_session() {
             .send()
             .await
             .unwrap();
-        let role: Value = admin
-            .request(reqwest::Method::GET, &format!("/roles/{name}"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let role = admin.get_json(&format!("/roles/{name}")).await;
         roles.push(role);
     }
     let r = admin
@@ -369,17 +362,12 @@ async fn a_token_too_large_for_a_cookie_is_served_from_the_session() {
 async fn without_an_audience_mapper_tokens_pass_only_with_accept_azp() {
     let admin = RealmAdmin::connect().await;
     let client = admin.short_lived_client(300).await;
-    let mappers: Vec<Value> = admin
-        .request(
-            reqwest::Method::GET,
-            &format!("/clients/{}/protocol-mappers/models", client.uuid),
-        )
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let mappers: Vec<Value> = serde_json::from_value(
+        admin
+            .get_json(&format!("/clients/{}/protocol-mappers/models", client.uuid))
+            .await,
+    )
+    .unwrap();
     for m in mappers
         .iter()
         .filter(|m| m["protocolMapper"] == "oidc-audience-mapper")

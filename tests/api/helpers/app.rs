@@ -167,6 +167,16 @@ impl TestApp {
         (client, id)
     }
 
+    /// `POST /logout` from this app's browser with `csrf` as the form's token.
+    pub async fn post_logout(&self, csrf: &str) -> reqwest::Response {
+        self.client
+            .post(self.url("/logout"))
+            .form(&[("csrf_token", csrf)])
+            .send()
+            .await
+            .expect("logout")
+    }
+
     /// `POST /api/token` (login-from-cookie) from this app's browser.
     pub async fn post_token(&self) -> reqwest::Response {
         token_request(&self.client, self).await

@@ -180,14 +180,7 @@ impl RealmAdmin {
 
     /// Merges `attributes` into a client's attributes.
     pub async fn set_client_attributes(&self, uuid: &str, attributes: Value) {
-        let mut rep: Value = self
-            .request(reqwest::Method::GET, &format!("/clients/{uuid}"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let mut rep = self.get_json(&format!("/clients/{uuid}")).await;
         for (k, v) in attributes.as_object().expect("attributes object") {
             rep["attributes"][k] = v.clone();
         }
