@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::store::{SocialAccount, User};
+use crate::store::{self, DbError, Pool, SocialAccount, User};
 
 const TTL: Duration = Duration::from_secs(10);
 const CAPACITY: usize = 10_000;
@@ -47,6 +47,34 @@ impl UserCache {
 
     pub(crate) fn put_by_id(&self, snapshot: Arc<UserSnapshot>) {
         self.insert(Key::Id(snapshot.user.id), snapshot);
+    }
+
+    /// Local user `id` and its linked accounts: from the cache when fresh, else from the
+    /// database (and then cached). `None` when there is no such user.
+    pub(crate) async fn load_by_id(
+        &self,
+        pool: &Pool,
+        id: i64,
+    ) -> Result<Option<Arc<UserSnapshot>>, DbError> {
+        if let Some(hit) = self.get_by_id(id) {
+            return Ok(Some(hit));
+        }
+        let found = store::run(pool, move |conn| {
+            let Some(user) = User::find(conn, id)? else {
+                return Ok(None);
+            };
+            let accounts = SocialAccount::for_user(conn, id)?;
+            Ok(Some(UserSnapshot {
+                user: Arc::new(user),
+                accounts,
+            }))
+        })
+        .await?;
+        Ok(found.map(|snapshot| {
+            let snapshot = Arc::new(snapshot);
+            self.put_by_id(snapshot.clone());
+            snapshot
+        }))
     }
 
     fn lookup(&self, key: &Key) -> Option<Arc<UserSnapshot>> {

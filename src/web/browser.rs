@@ -24,7 +24,6 @@ use crate::domain::user_cache::UserSnapshot;
 use crate::idp::{unverified, AccessClaims, Unavailable};
 use crate::session::refresh::{fresh_enough, is_fresh};
 use crate::session::{AuthSession, RefreshError, SessionLimits, TypedSession};
-use crate::store::{self, SocialAccount, User};
 use crate::util::now;
 
 /// Longest a view is used before the browser's session is read again.
@@ -145,7 +144,12 @@ pub(super) async fn authenticate(
     {
         return Ok(found);
     }
-    let snapshot = user_of_session(state, auth.user_id).await?;
+    let snapshot = state
+        .users
+        .load_by_id(&state.pool, auth.user_id)
+        .await
+        .map_err(|e| Failure::Internal(e.into()))?
+        .ok_or(Failure::Missing)?;
     let mut found = finish(snapshot.user.clone(), AuthSource::Session, None)?;
     found.accounts = Some(snapshot.clone());
     match session_token(state, req, &session, auth).await? {
@@ -236,29 +240,6 @@ fn remember(
             auth.clone(),
         );
     }
-}
-
-/// The local user of a session and their linked accounts, from the user cache when fresh.
-async fn user_of_session(state: &AppState, user_id: i64) -> Result<Arc<UserSnapshot>, Failure> {
-    if let Some(hit) = state.users.get_by_id(user_id) {
-        return Ok(hit);
-    }
-    let found = store::run(&state.pool, move |conn| {
-        let Some(user) = User::find(conn, user_id)? else {
-            return Ok(None);
-        };
-        let accounts = SocialAccount::for_user(conn, user_id)?;
-        Ok(Some(UserSnapshot {
-            user: Arc::new(user),
-            accounts,
-        }))
-    })
-    .await
-    .map_err(|e| Failure::Internal(e.into()))?
-    .ok_or(Failure::Missing)?;
-    let snapshot = Arc::new(found);
-    state.users.put_by_id(snapshot.clone());
-    Ok(snapshot)
 }
 
 /// True while a validated TOKEN cookie may be used as it is: not expired and not inside the

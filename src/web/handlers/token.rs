@@ -1,5 +1,7 @@
 //! The UI's access token: the token page and `POST /api/token` (login-from-cookie).
 
+use std::sync::Arc;
+
 use actix_web::http::header;
 use actix_web::web::Bytes;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -9,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::domain::next_url::NextUrl;
 use crate::session::refresh::is_fresh;
 use crate::session::{RefreshError, TypedSession};
-use crate::store::{self, User};
+use crate::store::User;
 use crate::util::now;
 use crate::web::auth::Authenticated;
 use crate::web::client::audit_context;
@@ -164,11 +166,13 @@ fn refresh_failed(
     }
 }
 
-async fn active_user(state: &AppState, user_id: i64) -> Result<Option<User>, ApiError> {
-    let user = store::run(&state.pool, move |conn| Ok(User::find(conn, user_id)?)).await?;
-    match user {
-        Some(u) if !u.is_active => Err(ApiError::Forbidden("This account is deactivated.".into())),
-        other => Ok(other),
+/// The session's user, from the user cache as the other browser requests take it.
+async fn active_user(state: &AppState, user_id: i64) -> Result<Option<Arc<User>>, ApiError> {
+    match state.users.load_by_id(&state.pool, user_id).await? {
+        Some(s) if !s.user.is_active => {
+            Err(ApiError::Forbidden("This account is deactivated.".into()))
+        }
+        other => Ok(other.map(|s| s.user.clone())),
     }
 }
 
