@@ -14,18 +14,112 @@
 //! | `settings` | configuration, parsed once into typed values                       | util               |                |
 //! | `util`     | the clock, randomness, hashing, text for logs                      | nothing            |                |
 //!
-//! Only `app::Application` (started by `main` and the tests), `settings`, and the few items the
-//! integration tests reach into are public; everything else is crate-private, so rustc reports
-//! what nothing uses.
+//! ## Using keygate inside an actix-web application
+//!
+//! keygate is also a library: an application lives *inside* it, with Keycloak login, local
+//! users, keygate's pages and its own routes in one server. In the order a request meets them:
+//!
+//! 1. **Assemble** a [`Keygate`] from the environment ([`Keygate::from_env`]) or from
+//!    [`Settings`], [`mount`](Keygate::mount) the application's scopes under paths keygate does
+//!    not use (a collision is a start-up error naming both), add [`nav_link`](Keygate::nav_link)s
+//!    and the application's [`Migrations`]. [`main`] turns that into a binary with `migrate` and
+//!    `--help`; [`Keygate::start`] gives a [`Server`] to run yourself.
+//! 2. **Start**: keygate's migrations run, then the application's; every route, keygate's and
+//!    the application's, sits inside one middleware stack (sessions, security headers, the
+//!    error pages).
+//! 3. **Authenticate**: a handler takes [`CurrentUser`] (signed in, or the login redirect / the
+//!    401 JSON under `/api/`), [`MaybeUser`] (or `None`) or [`AccessToken`] (for calling other
+//!    APIs). Bearer tokens, the TOKEN cookie and the session all count, refreshed at Keycloak and
+//!    checked against logouts exactly as on keygate's own routes.
+//! 4. **Authorise**: wrap a scope in [`RequireRole`] with a realm or client [`Role`].
+//! 5. **Work**: [`Db`] runs Diesel queries on keygate's pool ([`DbConn`] is SQLite or
+//!    PostgreSQL; [`users_table!`] declares the local users for joins), [`AuditLog`] writes
+//!    [`AuditEvent`]s into keygate's audit log.
+//! 6. **Answer**: [`Page`] renders the application's Askama template inside keygate's layout
+//!    and hands out the CSRF token that [`CsrfForm`] checks; [`Error`] is the failure that
+//!    becomes keygate's error page or, under `/api/`, its JSON error.
+//!
+//! `examples/notes` is a complete application built this way.
+//!
+//! Everything else is crate-private, so rustc reports what nothing uses. `testing` is for
+//! keygate's own integration tests and is not part of the API.
 
-pub mod app;
-pub mod domain;
+#![warn(missing_docs)]
+
+mod app;
+mod domain;
 pub(crate) mod idp;
-pub mod session;
+mod session;
 pub mod settings;
-pub mod store;
-pub mod util;
-pub mod web;
+mod store;
+mod util;
+mod web;
+
+pub use app::{main, Keygate, Server};
+pub use settings::{Settings, SettingsError};
+pub use store::{DbConn, DbError, Migrations, Pool, User};
+pub use web::{
+    AccessToken, AuditEvent, AuditLog, AuthError, CsrfForm, CurrentUser, Db, Error, MaybeUser,
+    Page, RequireRole, Role, RoleGate, RoleRejection,
+};
+
+/// Declares keygate's `users` table in the calling crate, for the application's own Diesel
+/// queries: its rows refer to it (`user_id BIGINT NOT NULL REFERENCES users (id)`), and
+/// `joinable!`/`allow_tables_to_appear_in_same_query!` with the application's tables need the
+/// table in the application's crate (Diesel's impls cannot cross crates). The columns are the
+/// ones keygate's migrations create; keygate's tests check the two stay equal.
+///
+/// ```ignore
+/// keygate::users_table!();
+/// diesel::joinable!(notes -> users (user_id));
+/// diesel::allow_tables_to_appear_in_same_query!(notes, users);
+/// ```
+#[macro_export]
+macro_rules! users_table {
+    () => {
+        diesel::table! {
+            /// keygate's local users (declared by `keygate::users_table!`). Read them; keygate
+            /// writes them.
+            users (id) {
+                /// The local id, what the application's rows refer to.
+                id -> Int8,
+                /// Unique; Keycloak's `preferred_username` at the first sign-in.
+                username -> Text,
+                /// Keycloak's address for the user.
+                email -> Nullable<Text>,
+                /// Given name.
+                first_name -> Text,
+                /// Family name.
+                last_name -> Text,
+                /// False once an admin deactivated the user.
+                is_active -> Bool,
+                /// Unix seconds.
+                created_at -> Int8,
+                /// Unix seconds.
+                last_login_at -> Nullable<Int8>,
+                /// Keycloak's word at the last sign-in that the address is the user's.
+                email_verified -> Bool,
+            }
+        }
+    };
+}
+
+/// Reach into keygate for its own integration tests. Not part of the API: it changes with
+/// keygate's insides.
+#[doc(hidden)]
+pub mod testing {
+    pub use crate::domain::provisioning::provision;
+    pub use crate::session::auth_from_state;
+    pub use crate::store::connect;
+    pub use crate::store::schema;
+    pub use crate::util::{now, random_token};
+    pub use crate::web::{AppState, RESERVED};
+
+    /// keygate's own migrations alone.
+    pub fn migrate(pool: &crate::Pool) -> anyhow::Result<()> {
+        crate::store::migrate(pool, &[])
+    }
+}
 
 #[cfg(test)]
 mod layering;

@@ -19,6 +19,8 @@ pub(crate) enum AuditKind {
     AdminReactivate,
     AdminUnlink,
     AdminSignOut,
+    /// An event of the application keygate is embedded in, stored as `app.<name>`.
+    App(&'static str),
 }
 
 impl AuditKind {
@@ -36,8 +38,17 @@ impl AuditKind {
         AuditKind::AdminSignOut,
     ];
 
+    /// The kind as stored: keygate's own names, `app.<name>` for an application's.
+    pub(crate) fn stored(self) -> std::borrow::Cow<'static, str> {
+        match self {
+            AuditKind::App(name) => format!("app.{name}").into(),
+            own => own.as_str().into(),
+        }
+    }
+
     pub(crate) fn as_str(self) -> &'static str {
         match self {
+            AuditKind::App(_) => "app",
             AuditKind::Login => "login",
             AuditKind::LoginFailed => "login_failed",
             AuditKind::TokenRefresh => "token_refresh",
@@ -66,6 +77,7 @@ pub(crate) struct AuditContext {
 }
 
 /// One event to record.
+#[derive(Clone, Debug)]
 pub(crate) struct Audit {
     pub kind: AuditKind,
     pub user_id: Option<i64>,
@@ -98,7 +110,7 @@ impl Audit {
             &NewAuditEvent {
                 user_id: self.user_id,
                 actor_id: self.actor_id,
-                kind: self.kind.as_str(),
+                kind: &self.kind.stored(),
                 created_at: now(),
                 ip: ctx.ip.as_deref(),
                 user_agent: ctx.user_agent.as_deref(),

@@ -22,10 +22,12 @@ use parse::{
 pub struct Secret<T>(T);
 
 impl<T> Secret<T> {
+    /// Wraps `value`.
     pub fn new(value: T) -> Self {
         Secret(value)
     }
 
+    /// The value itself, for the one place that must send it.
     pub fn expose(&self) -> &T {
         &self.0
     }
@@ -41,7 +43,9 @@ impl<T> fmt::Debug for Secret<T> {
 #[derive(Debug, thiserror::Error)]
 #[error("{name}: {problem}")]
 pub struct SettingsError {
+    /// The variable, e.g. `KEYGATE_ISSUER_URL`.
     pub name: &'static str,
+    /// What is wrong with it and what it expects.
     pub problem: String,
 }
 
@@ -77,12 +81,17 @@ pub struct Forwarded {
     pub proxies: Vec<std::net::IpAddr>,
 }
 
+/// The header a trusted reverse proxy writes the client address into.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ForwardedHeader {
+    /// `X-Forwarded-For`.
     XForwardedFor,
+    /// `Forwarded` (RFC 7239), its `for=` parameter.
     Forwarded,
 }
 
+/// keygate's configuration, parsed once from `KEYGATE_*` variables into typed values (see the
+/// README's table for every variable and its default).
 #[derive(Clone, Debug)]
 pub struct Settings {
     /// Address to listen on (`KEYGATE_BIND`).
@@ -93,9 +102,13 @@ pub struct Settings {
     pub database_url: String,
     /// Key for the session cookie; `None` means "generate one" (only allowed on loopback).
     pub session_secret: Option<Secret<Vec<u8>>>,
+    /// The realm's issuer URL (`KEYGATE_ISSUER_URL`), e.g. `http://127.0.0.1:8180/realms/keygate`.
     pub issuer_url: Url,
+    /// keygate's confidential client in that realm (`KEYGATE_CLIENT_ID`).
     pub client_id: String,
+    /// Its secret (`KEYGATE_CLIENT_SECRET`).
     pub client_secret: Secret<String>,
+    /// The realm or client role that opens the admin pages (`KEYGATE_ADMIN_ROLE`).
     pub admin_role: String,
     /// Where login-from-cookie sends the browser (`KEYGATE_UI_URL`).
     pub ui_url: String,
@@ -111,9 +124,13 @@ pub struct Settings {
     /// How long a signed-in session lives at most, counted from sign-in
     /// (`KEYGATE_SESSION_MAX_SECONDS`, Keycloak's SSO Session Max default).
     pub session_max: Duration,
+    /// Offer the password form, Keycloak's direct access grant (`KEYGATE_PASSWORD_LOGIN`).
     pub password_login: bool,
+    /// Offer registration through the admin API (`KEYGATE_REGISTRATION`).
     pub registration: bool,
+    /// Who may attach a first Keycloak login to an existing local user (`KEYGATE_LINK_BY_EMAIL`).
     pub link_policy: LinkPolicy,
+    /// Days audit events are kept (`KEYGATE_AUDIT_RETENTION_DAYS`).
     pub audit_retention_days: u32,
     /// Cache validated access tokens until they expire (`KEYGATE_TOKEN_CACHE`, default true).
     pub token_cache: bool,

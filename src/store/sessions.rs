@@ -186,7 +186,7 @@ mod tests {
     fn database() -> (tempfile::TempDir, crate::store::Pool) {
         let dir = tempfile::tempdir().expect("temp dir");
         let pool = crate::store::connect(&dir.path().join("t.db").to_string_lossy()).unwrap();
-        crate::store::migrate(&pool).unwrap();
+        crate::store::migrate(&pool, &[]).unwrap();
         (dir, pool)
     }
 

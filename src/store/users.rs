@@ -3,16 +3,26 @@ use diesel::prelude::*;
 use crate::store::schema::users;
 use crate::store::DbConn;
 
+/// A local user: a row of `users`, which keygate creates at a Keycloak subject's first sign-in
+/// and keeps in step with Keycloak's profile at every sign-in. Times are Unix seconds.
 #[derive(Clone, Debug, Queryable, Selectable, Identifiable)]
 #[diesel(table_name = users)]
 pub struct User {
+    /// The local id: what the application's tables refer to.
     pub id: i64,
+    /// Keycloak's `preferred_username` at the first sign-in (unique).
     pub username: String,
+    /// The address Keycloak has for the user, if any.
     pub email: Option<String>,
+    /// Given name, from Keycloak.
     pub first_name: String,
+    /// Family name, from Keycloak.
     pub last_name: String,
+    /// False once an admin deactivated the user here: keygate then refuses every request.
     pub is_active: bool,
+    /// When the user was created here.
     pub created_at: i64,
+    /// The last sign-in, if any.
     pub last_login_at: Option<i64>,
     /// Keycloak's word at the last sign-in that the address is the user's.
     pub email_verified: bool,

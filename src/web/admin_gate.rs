@@ -8,71 +8,59 @@ use actix_web::middleware::Next;
 use actix_web::{web, FromRequest, HttpMessage, HttpRequest, HttpResponse, ResponseError};
 use futures_util::future::LocalBoxFuture;
 
-use super::auth::{authenticate, AuthError, Authenticated};
-use super::response::{error_page_with_retry, unavailable_page};
+use super::auth::Authenticated;
+use super::response::error_page_with_retry;
+use super::roles::{check_roles, Role, RoleRejection};
 use super::AppState;
-use crate::idp::Unavailable;
 
 /// An authenticated user with the admin role: what the admin pages' handlers take.
 #[derive(Clone)]
 pub(crate) struct Admin(pub Authenticated);
 
-/// Why the admin gate refused a request.
+/// Why the admin gate refused a request: a role check's answer, with its own 403 page.
 #[derive(Debug)]
-pub(crate) enum AdminRejection {
-    Auth(AuthError),
-    /// The session's token expired and Keycloak cannot be reached: no role can be trusted.
-    RolesUnavailable(Unavailable),
-    NotAdmin,
-}
+pub(crate) struct AdminRejection(RoleRejection);
 
 impl std::fmt::Display for AdminRejection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            AdminRejection::Auth(e) => write!(f, "{e}"),
-            AdminRejection::RolesUnavailable(u) => write!(f, "{u}"),
-            AdminRejection::NotAdmin => f.write_str("not an admin"),
-        }
+        self.0.fmt(f)
     }
 }
 
 impl ResponseError for AdminRejection {
     fn status_code(&self) -> StatusCode {
-        match self {
-            AdminRejection::Auth(e) => e.status_code(),
-            AdminRejection::RolesUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            AdminRejection::NotAdmin => StatusCode::FORBIDDEN,
-        }
+        self.0.status_code()
     }
 
     fn error_response(&self) -> HttpResponse {
-        match self {
-            AdminRejection::Auth(e) => e.error_response(),
-            AdminRejection::RolesUnavailable(u) => unavailable_page(u),
-            AdminRejection::NotAdmin => error_page_with_retry(
-                StatusCode::FORBIDDEN,
-                "Administrators only",
-                "Your account does not have the administrator role needed for these pages.",
-                "/",
-                "Home",
-            ),
+        if !self.0.is_missing_role_on_page() {
+            return self.0.error_response();
         }
+        error_page_with_retry(
+            StatusCode::FORBIDDEN,
+            "Administrators only",
+            "Your account does not have the administrator role needed for these pages.",
+            "/",
+            "Home",
+        )
     }
 }
 
+/// The admin role counts as a realm role or as a role of keygate's own client.
 async fn check_admin(req: &HttpRequest) -> Result<Admin, AdminRejection> {
-    let auth = authenticate(req).await.map_err(AdminRejection::Auth)?;
-    if let Some(u) = &auth.roles_unavailable {
-        return Err(AdminRejection::RolesUnavailable(u.clone()));
-    }
-    let allowed = req
-        .app_data::<web::Data<AppState>>()
-        .is_some_and(|s| s.is_admin(&auth));
-    if !allowed {
-        log::warn!("user {} was refused the admin pages", auth.user.id);
-        return Err(AdminRejection::NotAdmin);
-    }
-    Ok(Admin(auth))
+    let roles = {
+        let s = req
+            .app_data::<web::Data<AppState>>()
+            .expect("AppState is registered by the app factory");
+        [
+            Role::realm(&s.settings.admin_role),
+            Role::client(&s.settings.client_id, &s.settings.admin_role),
+        ]
+    };
+    check_roles(req, &roles)
+        .await
+        .map(Admin)
+        .map_err(AdminRejection)
 }
 
 /// The middleware of the admin scope: only users with the admin role get in; the checked

@@ -7,13 +7,16 @@
 use std::sync::Arc;
 
 use actix_web::http::{header, StatusCode};
-use actix_web::{dev::Payload, web, FromRequest, HttpRequest, HttpResponse, ResponseError};
+use actix_web::{
+    dev::Payload, web, FromRequest, HttpMessage, HttpRequest, HttpResponse, ResponseError,
+};
 use futures_util::future::LocalBoxFuture;
 use serde_json::Value;
 
 use super::response::{
     error_page, is_api, login_path, see_other, unavailable_page, unexpected_page, ApiError,
 };
+use super::roles::Role;
 use super::AppState;
 use crate::domain::next_url::NextUrl;
 use crate::domain::provisioning::provision;
@@ -44,18 +47,14 @@ pub(crate) struct Authenticated {
 }
 
 impl Authenticated {
+    /// True when the access token names `role`. Without a token at hand, no role is known.
+    pub(crate) fn has(&self, role: &Role) -> bool {
+        self.claims.as_deref().is_some_and(|c| role.granted_by(c))
+    }
+
     /// True when the token names `role` as a realm role or a client role of `client_id`.
     pub(crate) fn has_role(&self, role: &str, client_id: &str) -> bool {
-        let Some(claims) = &self.claims else {
-            return false;
-        };
-        let contains = |v: Option<&Value>| {
-            v.and_then(|r| r.get("roles"))
-                .and_then(Value::as_array)
-                .is_some_and(|roles| roles.iter().any(|r| r.as_str() == Some(role)))
-        };
-        contains(claims.get("realm_access"))
-            || contains(claims.get("resource_access").and_then(|r| r.get(client_id)))
+        self.has(&Role::realm(role)) || self.has(&Role::client(client_id, role))
     }
 }
 
@@ -72,9 +71,11 @@ pub(super) enum Failure {
     Internal(anyhow::Error),
 }
 
-/// Why a request is not authenticated, and how to answer it (JSON for `/api/`, pages otherwise).
+/// Why a request is not authenticated, and how it is answered: pages redirect to the login (and
+/// come back afterwards), paths under `/api/` get the 401 `auth_redirect` JSON with the login
+/// URL, a deactivated account gets 403, Keycloak out of reach 503.
 #[derive(Debug)]
-pub(crate) struct AuthError {
+pub struct AuthError {
     failure: Failure,
     api: bool,
     next: NextUrl,
@@ -88,6 +89,42 @@ impl std::fmt::Display for AuthError {
 }
 
 impl AuthError {
+    /// The answer to `req` for `failure`: where its login would come back to, and whether it
+    /// is an API request.
+    pub(super) fn for_request(req: &HttpRequest, state: &AppState, failure: Failure) -> Self {
+        let api = is_api(req.path());
+        let next = if api {
+            let referer = req
+                .headers()
+                .get(header::REFERER)
+                .and_then(|v| v.to_str().ok());
+            NextUrl::from_referer(&state.public_url, referer)
+        } else {
+            let path = match req.query_string() {
+                "" => req.path().to_string(),
+                q => format!("{}?{q}", req.path()),
+            };
+            NextUrl::parse(Some(&path))
+        };
+        AuthError {
+            failure,
+            api,
+            login_url: state.login_url(&next),
+            next,
+        }
+    }
+
+    /// An unexpected failure while authenticating `req`: the 500 page or JSON.
+    pub(super) fn internal(req: &HttpRequest, state: &AppState, e: anyhow::Error) -> Self {
+        Self::for_request(req, state, Failure::Internal(e))
+    }
+
+    /// True when the request simply has no credentials keygate accepts (none, bad, ended, or a
+    /// deactivated account): an anonymous visitor, not a failure of keygate.
+    pub(crate) fn is_anonymous(&self) -> bool {
+        !matches!(self.failure, Failure::Unavailable(_) | Failure::Internal(_))
+    }
+
     fn as_api(&self) -> ApiError {
         match &self.failure {
             Failure::Missing => ApiError::AuthRedirect {
@@ -147,33 +184,24 @@ impl FromRequest for Authenticated {
     }
 }
 
+/// Authenticates the request once: later extractors of the same request (a handler taking both
+/// `CurrentUser` and `Page`, a role gate and its handler) get the same answer without a second
+/// look at the session or the token.
 pub(super) async fn authenticate(req: &HttpRequest) -> Result<Authenticated, AuthError> {
+    if let Some(known) = req.extensions().get::<Authenticated>() {
+        return Ok(known.clone());
+    }
+    let found = authenticate_once(req).await?;
+    req.extensions_mut().insert(found.clone());
+    Ok(found)
+}
+
+async fn authenticate_once(req: &HttpRequest) -> Result<Authenticated, AuthError> {
     let state = req
         .app_data::<web::Data<AppState>>()
         .expect("AppState is registered by the app factory")
         .clone();
-    let api = is_api(req.path());
-    let fail = |failure: Failure| {
-        let next = if api {
-            let referer = req
-                .headers()
-                .get(header::REFERER)
-                .and_then(|v| v.to_str().ok());
-            NextUrl::from_referer(&state.public_url, referer)
-        } else {
-            let path = match req.query_string() {
-                "" => req.path().to_string(),
-                q => format!("{}?{q}", req.path()),
-            };
-            NextUrl::parse(Some(&path))
-        };
-        AuthError {
-            failure,
-            api,
-            login_url: state.login_url(&next),
-            next,
-        }
-    };
+    let fail = |failure: Failure| AuthError::for_request(req, &state, failure);
 
     // 1. An Authorization header is an explicit claim: if it is bad, the request fails (no
     //    falling back to cookies, which would hide the client's bug).

@@ -10,6 +10,23 @@ use super::handlers::{
 };
 use super::response::{error_page, is_api, not_found_page};
 
+/// The paths keygate's routes take: each one and everything below it (`/` only itself). An
+/// application's mount point must not overlap any of them; keep this in step with the table
+/// below (a test requests each one).
+pub const RESERVED: &[&str] = &[
+    "/",
+    "/healthz",
+    "/login",
+    "/logout",
+    "/register",
+    "/token",
+    "/api/token",
+    "/api/me",
+    "/account",
+    "/admin",
+    "/static",
+];
+
 pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     cfg.app_data(web::QueryConfig::default().error_handler(|err, _req| {
         let response = error_page(
@@ -36,8 +53,15 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
                 actix_web::error::InternalError::from_response(err, response).into()
             }),
     )
-    .app_data(web::PathConfig::default().error_handler(|err, _req| {
-        actix_web::error::InternalError::from_response(err, not_found_page()).into()
+    .app_data(web::PathConfig::default().error_handler(|err, req| {
+        let response = if is_api(req.path()) {
+            HttpResponse::NotFound().json(json!({"error": {
+                "code": "not_found", "message": "There is nothing at this address.",
+                "details": null}}))
+        } else {
+            not_found_page()
+        };
+        actix_web::error::InternalError::from_response(err, response).into()
     }))
     .route("/", web::get().to(home::home))
     .route("/healthz", web::get().to(site::health))

@@ -17,7 +17,9 @@ use crate::store::Pool;
 
 /// Everything a handler needs, shared by all workers. Built by `app`, the composition root.
 pub struct AppState {
+    /// The settings it was built from.
     pub settings: Settings,
+    /// The database pool.
     pub pool: Pool,
     pub(crate) public_url: Url,
     /// The cookies' names and `Secure`, from the public URL's scheme.
@@ -41,6 +43,8 @@ pub struct AppState {
     pub(crate) login_failures: FailureLimiter,
     /// Registrations per client IP: each creates a real Keycloak user.
     pub(crate) registrations: FailureLimiter,
+    /// The application's links in the nav of [`Page`](super::Page)s and the home page.
+    pub(crate) nav_links: Arc<[super::NavLink]>,
 }
 
 impl AppState {

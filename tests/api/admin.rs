@@ -236,10 +236,10 @@ async fn sign_out_everywhere_and_unlink() {
     let detail = app.page(&done).await;
     assert!(detail.contains("signed out everywhere"));
     let account_id: i64 = {
-        use keygate::store::schema::social_accounts::dsl::*;
+        use keygate::testing::schema::social_accounts::dsl::*;
         social_accounts
             .filter(user_id.eq(id))
-            .select(keygate::store::schema::social_accounts::id)
+            .select(keygate::testing::schema::social_accounts::id)
             .first(&mut app.conn())
             .unwrap()
     };
@@ -274,10 +274,10 @@ async fn sign_out_everywhere_and_unlink() {
 async fn pagination_and_search_answer_correctly_on_ten_thousand_users() {
     let app = spawn_app().await;
     {
-        use keygate::store::schema::users::dsl::*;
+        use keygate::testing::schema::users::dsl::*;
         let mut pooled = app.conn();
         // Batch inserts need the concrete backend (the multi-backend connection lacks them).
-        let keygate::store::DbConn::Sqlite(conn) = &mut *pooled else {
+        let keygate::DbConn::Sqlite(conn) = &mut *pooled else {
             panic!("the test app runs on SQLite")
         };
         conn.transaction::<_, diesel::result::Error, _>(|conn| {
@@ -371,10 +371,10 @@ async fn admin_pages_work_on_postgres_too() {
 #[actix_web::test]
 async fn old_audit_events_and_expired_sessions_are_purged() {
     let app = spawn_app().await;
-    let now = keygate::util::now();
+    let now = keygate::testing::now();
     {
-        use keygate::store::schema::audit_events::dsl::*;
-        use keygate::store::schema::sessions;
+        use keygate::testing::schema::audit_events::dsl::*;
+        use keygate::testing::schema::sessions;
         let mut conn = app.conn();
         for (age_days, text) in [(100, "old"), (1, "recent")] {
             diesel::insert_into(audit_events)
@@ -409,7 +409,7 @@ async fn old_audit_events_and_expired_sessions_are_purged() {
     .await;
     let mut left = vec![];
     for _ in 0..50 {
-        use keygate::store::schema::audit_events::dsl::*;
+        use keygate::testing::schema::audit_events::dsl::*;
         left = audit_events
             .select(detail)
             .load::<String>(&mut app.conn())

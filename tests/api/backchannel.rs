@@ -53,7 +53,7 @@ async fn forged_logout_tokens_are_rejected_and_end_nothing() {
     app.login(ALICE, "/").await;
     let sid = {
         use diesel::prelude::*;
-        use keygate::store::schema::sessions::dsl::*;
+        use keygate::testing::schema::sessions::dsl::*;
         sessions
             .select(kc_sid)
             .first::<Option<String>>(&mut app.conn())

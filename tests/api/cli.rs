@@ -67,7 +67,7 @@ fn migrate_creates_the_schema_and_exits() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let pool = keygate::store::connect(&db.to_string_lossy()).unwrap();
+    let pool = keygate::testing::connect(&db.to_string_lossy()).unwrap();
     let mut conn = pool.get().unwrap();
     for table in ["users", "social_accounts", "sessions", "audit_events"] {
         assert_eq!(crate::helpers::count(&mut conn, table), 0, "{table} exists");

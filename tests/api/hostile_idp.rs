@@ -57,7 +57,7 @@ struct Fake {
 }
 
 fn now() -> i64 {
-    keygate::util::now()
+    keygate::testing::now()
 }
 
 fn sign(header: Header, claims: &Value) -> String {
@@ -604,9 +604,9 @@ async fn an_id_token_from_a_refresh_is_not_kept() {
     assert_eq!(status, 303);
     let stored = || {
         use diesel::prelude::*;
-        use keygate::store::schema::sessions::dsl::*;
+        use keygate::testing::schema::sessions::dsl::*;
         let raw: String = sessions.select(state).first(&mut app.conn()).unwrap();
-        keygate::session::auth_from_state(&raw)
+        keygate::testing::auth_from_state(&raw)
             .unwrap()
             .tokens
             .id_token

@@ -15,14 +15,14 @@ async fn bearer_user(app: &TestApp, user: (&str, &str)) -> Value {
 /// A local user from before keygate (no Keycloak account), with an address verified or not.
 fn legacy_user_with(app: &TestApp, address: &str, verified: bool) -> i64 {
     use diesel::prelude::*;
-    use keygate::store::schema::users::dsl::*;
+    use keygate::testing::schema::users::dsl::*;
     let name = unique("legacy");
     diesel::insert_into(users)
         .values((
             username.eq(&name),
             email.eq(Some(address)),
             email_verified.eq(verified),
-            created_at.eq(keygate::util::now()),
+            created_at.eq(keygate::testing::now()),
         ))
         .execute(&mut app.conn())
         .unwrap();
@@ -90,7 +90,7 @@ async fn linking_never_attaches_to_an_account_that_is_someone_elses() {
     .await;
     // The attacker's local user holds the victim's address and a Keycloak account of its own.
     let email = format!("{}@example.net", unique("victim"));
-    let attacker = keygate::domain::provisioning::provision(
+    let attacker = keygate::testing::provision(
         &mut app.conn(),
         &unique("attacker-sub"),
         &json!({"preferred_username": unique("attacker"), "email": email, "email_verified": true}),

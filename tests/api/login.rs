@@ -33,7 +33,7 @@ async fn code_flow_signs_alice_in_and_creates_her_local_user() {
     // extra_data holds the claims of this login, sid included (for back-channel logout).
     let extra: String = {
         use diesel::prelude::*;
-        use keygate::store::schema::social_accounts::dsl::*;
+        use keygate::testing::schema::social_accounts::dsl::*;
         social_accounts
             .select(extra_data)
             .first(&mut app.conn())

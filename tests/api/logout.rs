@@ -9,9 +9,9 @@ async fn logout_ends_the_session_here_and_at_keycloak() {
     app.login(ALICE, "/").await;
     let refresh_token = {
         use diesel::prelude::*;
-        use keygate::store::schema::sessions::dsl::*;
+        use keygate::testing::schema::sessions::dsl::*;
         let raw: String = sessions.select(state).first(&mut app.conn()).unwrap();
-        keygate::session::auth_from_state(&raw)
+        keygate::testing::auth_from_state(&raw)
             .unwrap()
             .tokens
             .refresh_token

@@ -160,7 +160,7 @@ async fn behind_a_trusted_proxy_the_rate_limit_counts_forwarded_addresses() {
     assert_eq!(attempt("198.51.100.9", "guess-other".into()).await, 401);
     let ips: Vec<Option<String>> = {
         use diesel::prelude::*;
-        use keygate::store::schema::audit_events::dsl::*;
+        use keygate::testing::schema::audit_events::dsl::*;
         audit_events.select(ip).load(&mut app.conn()).unwrap()
     };
     assert!(ips.contains(&Some("198.51.100.9".into())), "{ips:?}");
@@ -250,7 +250,7 @@ async fn a_client_cannot_choose_its_address_by_writing_forwarded_headers() {
     );
     let ips: Vec<Option<String>> = {
         use diesel::prelude::*;
-        use keygate::store::schema::audit_events::dsl::*;
+        use keygate::testing::schema::audit_events::dsl::*;
         audit_events.select(ip).load(&mut app.conn()).unwrap()
     };
     assert!(

@@ -3,7 +3,8 @@
 use std::sync::{Arc, Barrier};
 
 use keygate::settings::LinkPolicy;
-use keygate::store::{self, Pool};
+use keygate::testing as store;
+use keygate::Pool;
 use serde_json::json;
 
 use crate::helpers::*;
@@ -19,7 +20,7 @@ fn race_first_logins(pool: Pool) {
             std::thread::spawn(move || {
                 let mut conn = pool.get().expect("connection");
                 barrier.wait();
-                keygate::domain::provisioning::provision(
+                keygate::testing::provision(
                     &mut conn,
                     "race-sub",
                     &claims,
@@ -64,7 +65,7 @@ fn a_local_user_with_the_same_username_is_never_taken_over() {
     let pool = store::connect(&dir.path().join("t.db").to_string_lossy()).unwrap();
     store::migrate(&pool).unwrap();
     let mut conn = pool.get().unwrap();
-    let first = keygate::domain::provisioning::provision(
+    let first = keygate::testing::provision(
         &mut conn,
         "sub-1",
         &json!({"preferred_username": "carol"}),
@@ -73,7 +74,7 @@ fn a_local_user_with_the_same_username_is_never_taken_over() {
     )
     .unwrap();
     // Another subject (say, from a re-created Keycloak user) with the same username and email.
-    let second = keygate::domain::provisioning::provision(
+    let second = keygate::testing::provision(
         &mut conn,
         "sub-2",
         &json!({"preferred_username": "carol", "email": "c@example.com", "email_verified": true}),

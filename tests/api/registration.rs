@@ -84,7 +84,7 @@ async fn a_failed_local_write_leaves_no_user_in_keycloak() {
     let admin = RealmAdmin::connect().await;
     let username = unique("clash");
     // A local user already holds the username (e.g. from another provider).
-    keygate::domain::provisioning::provision(
+    keygate::testing::provision(
         &mut app.conn(),
         "some-other-subject",
         &json!({"preferred_username": username}),

@@ -51,7 +51,7 @@ async fn tokens_signed_with_a_rotated_key_validate_without_a_restart() {
     assert_eq!(me_with(&uncached, &before).await, 200);
 
     let realm = admin.get_json("").await;
-    let name = format!("rotated-{}", keygate::util::random_token(4));
+    let name = format!("rotated-{}", keygate::testing::random_token(4));
     let r = admin
         .request(reqwest::Method::POST, "/components")
         .json(&json!({

@@ -13,7 +13,7 @@ use crate::store::social_accounts::KEYCLOAK;
 use crate::store::{self, SocialAccount};
 use crate::web::auth::Authenticated;
 use crate::web::cookies::removal_cookie;
-use crate::web::csrf::{Checked, CsrfOnly};
+use crate::web::csrf::{CsrfForm, CsrfOnly};
 use crate::web::response::{
     error_page_with_retry, page, see_other, unexpected_page, with_cookie, with_csrf,
 };
@@ -90,7 +90,7 @@ pub(crate) async fn end_one(
     ctx: AuditContext,
     state: web::Data<AppState>,
     path: web::Path<String>,
-    _form: Checked<CsrfOnly>,
+    _form: CsrfForm<CsrfOnly>,
 ) -> HttpResponse {
     let login_id = path.into_inner();
     let list = match sessions_of_user(&state.pool, auth.user.id).await {
@@ -124,7 +124,7 @@ pub(crate) async fn end_all(
     ctx: AuditContext,
     state: web::Data<AppState>,
     session: TypedSession,
-    _form: Checked<CsrfOnly>,
+    _form: CsrfForm<CsrfOnly>,
 ) -> HttpResponse {
     let user_id = auth.user.id;
     let accounts = match store::run(&state.pool, move |c| {

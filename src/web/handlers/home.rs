@@ -7,7 +7,7 @@ use askama::Template;
 use crate::store::User;
 use crate::web::auth::Authenticated;
 use crate::web::response::page;
-use crate::web::AppState;
+use crate::web::{AppState, NavLink};
 
 #[derive(Template)]
 #[template(path = "home.html")]
@@ -15,6 +15,7 @@ struct HomePage {
     user: Option<std::sync::Arc<User>>,
     is_admin: bool,
     notice: Option<&'static str>,
+    links: std::sync::Arc<[NavLink]>,
 }
 
 #[derive(serde::Deserialize)]
@@ -32,6 +33,7 @@ pub(crate) async fn home(
     let home = HomePage {
         user: auth.map(|a| a.user),
         is_admin,
+        links: state.nav_links.clone(),
         notice: query
             .signed_out
             .as_ref()

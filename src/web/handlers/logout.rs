@@ -9,7 +9,7 @@ use crate::domain::revocations::Revoke;
 use crate::idp::{unverified, GrantError};
 use crate::session::TypedSession;
 use crate::web::cookies::removal_cookie;
-use crate::web::csrf::{Checked, CsrfOnly};
+use crate::web::csrf::{CsrfForm, CsrfOnly};
 use crate::web::response::{page, see_other, with_cookie, with_csrf};
 use crate::web::AppState;
 
@@ -35,7 +35,7 @@ pub(crate) async fn logout(
     ctx: AuditContext,
     state: web::Data<AppState>,
     session: TypedSession,
-    _form: Checked<CsrfOnly>,
+    _form: CsrfForm<CsrfOnly>,
 ) -> HttpResponse {
     let auth = session.auth();
     session.sign_out();

@@ -14,6 +14,7 @@ use actix_web::{HttpResponse, ResponseError};
 use askama::Template;
 use serde_json::json;
 
+use super::app_error::ErrorMessage;
 use super::{is_api, NO_STORE};
 use crate::idp::Unavailable;
 use crate::session::CsrfMismatch;
@@ -207,30 +208,39 @@ pub(crate) fn render_bare_errors<B>(
         return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
     }
     let status = res.status();
+    let said = res.response().extensions().get::<ErrorMessage>().cloned();
     let (req, _) = res.into_parts();
-    if status.is_server_error() {
+    if status.is_server_error() && said.is_none() {
         log::error!("{} {} failed with {status}", req.method(), req.path());
     }
+    let (code, message) = match said {
+        Some(m) => (m.code, m.message),
+        None if status == StatusCode::NOT_FOUND => {
+            ("not_found", "There is nothing at this address.".into())
+        }
+        None if status.is_server_error() => ("internal_error", "Internal error".into()),
+        None => (
+            "bad_request",
+            status.canonical_reason().unwrap_or("Error").to_string(),
+        ),
+    };
     let response = if is_api(req.path()) {
-        let code = if status.is_server_error() {
-            "internal_error"
-        } else {
-            "bad_request"
-        };
-        HttpResponse::build(status).json(json!({"error": {
-            "code": code,
-            "message": status.canonical_reason().unwrap_or("Error"),
-            "details": null}}))
+        HttpResponse::build(status)
+            .insert_header(NO_STORE)
+            .json(json!({"error": {"code": code, "message": message, "details": null}}))
+    } else if status == StatusCode::NOT_FOUND {
+        not_found_page()
     } else if status.is_server_error() {
-        unexpected_page(&anyhow::anyhow!("{status} from a middleware"))
-    } else {
         error_page_with_retry(
             status,
-            status.canonical_reason().unwrap_or("Error"),
-            "keygate could not handle this request.",
+            "Something went wrong",
+            "keygate could not finish this request. Nothing was changed; please try again.",
             "/",
             "Home",
         )
+    } else {
+        let title = status.canonical_reason().unwrap_or("Error");
+        error_page_with_retry(status, title, &message, "/", "Home")
     };
     Ok(ErrorHandlerResponse::Response(
         actix_web::dev::ServiceResponse::new(req, response).map_into_right_body(),

@@ -1,6 +1,7 @@
 //! The one response toolkit: page rendering, redirects, the URL builders, error pages and the JSON
 //! error shape, pagination. Handlers build every answer from these, so each idiom is written once.
 
+mod app_error;
 mod errors;
 mod pagination;
 mod urls;
@@ -10,6 +11,7 @@ use actix_web::http::{header, StatusCode};
 use actix_web::HttpResponse;
 use askama::Template;
 
+pub use app_error::Error;
 pub(crate) use errors::{
     error_page, error_page_with_retry, not_found_page, render_bare_errors, store_failure,
     unavailable_page, unexpected_page, ApiError,

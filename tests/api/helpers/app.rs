@@ -3,10 +3,10 @@
 
 use std::collections::HashMap;
 
-use keygate::app::Application;
-use keygate::settings::Settings;
-use keygate::store::{DbConn, Pool};
-use keygate::web::AppState;
+use keygate::testing::AppState;
+use keygate::Keygate;
+use keygate::Settings;
+use keygate::{DbConn, Pool};
 
 use super::browser::{browser, keycloak_login_until_callback};
 use super::db::{count, user_id_of};
@@ -45,7 +45,7 @@ impl Default for AppOptions {
 /// Two instances sharing one SQLite database and one session secret, like two replicas behind a
 /// load balancer; `options` is called once for each.
 pub async fn spawn_pair(options: impl Fn() -> AppOptions) -> (TestApp, TestApp) {
-    let secret = keygate::util::random_token(64);
+    let secret = keygate::testing::random_token(64);
     let mut first_options = options();
     first_options
         .extra
@@ -90,10 +90,10 @@ pub async fn spawn_app_with(opts: AppOptions) -> TestApp {
         vars.insert(k.to_string(), v);
     }
     let settings = Settings::from_lookup(|k| vars.get(k).cloned()).expect("test settings");
-    let app = Application::build(settings).await.expect("app builds");
+    let app = Keygate::new(settings).start().await.expect("app builds");
     let address = format!("http://127.0.0.1:{}", app.port());
     let app_state = app.state();
-    tokio::spawn(app.run_until_stopped());
+    tokio::spawn(app.run());
     TestApp {
         address,
         client: browser(),
@@ -116,7 +116,7 @@ pub fn fresh_postgres_database() -> String {
         .unwrap_or_else(|e| panic!("cannot connect to {admin_url}: {e}"));
     let name = format!(
         "keygate_t_{}",
-        keygate::util::random_token(6)
+        keygate::testing::random_token(6)
             .to_lowercase()
             .replace(['-', '_'], "x")
     );

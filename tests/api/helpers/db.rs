@@ -1,6 +1,6 @@
 //! What keygate wrote locally, as tests read it: row counts, audit events, a browser's user id.
 
-use keygate::store::DbConn;
+use keygate::DbConn;
 use serde_json::Value;
 
 use super::app::TestApp;
@@ -34,7 +34,7 @@ pub async fn user_id_of(client: &reqwest::Client, app: &TestApp) -> i64 {
 /// `(kind, user_id, actor_id)` of every audit event, oldest first.
 pub fn audit_kinds(app: &TestApp) -> Vec<(String, Option<i64>, Option<i64>)> {
     use diesel::prelude::*;
-    use keygate::store::schema::audit_events::dsl::*;
+    use keygate::testing::schema::audit_events::dsl::*;
     audit_events
         .order(id.asc())
         .select((kind, user_id, actor_id))

@@ -93,7 +93,7 @@ impl RealmAdmin {
     ) -> TestUser {
         let username = format!(
             "{prefix}-{}",
-            keygate::util::random_token(6)
+            keygate::testing::random_token(6)
                 .to_lowercase()
                 .replace(['-', '_'], "x")
         );
@@ -250,7 +250,7 @@ impl RealmAdmin {
         let mut rep = list[0].clone();
         let client_id = format!(
             "keygate-t-{}",
-            keygate::util::random_token(6)
+            keygate::testing::random_token(6)
                 .to_lowercase()
                 .replace(['-', '_'], "x")
         );
@@ -328,7 +328,7 @@ pub struct TestClient {
 pub fn unique(prefix: &str) -> String {
     format!(
         "{prefix}-{}",
-        keygate::util::random_token(6)
+        keygate::testing::random_token(6)
             .to_lowercase()
             .replace(['-', '_'], "x")
     )

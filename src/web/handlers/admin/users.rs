@@ -13,7 +13,7 @@ use crate::store::social_accounts::{self, KEYCLOAK};
 use crate::store::users::{UserQuery, UserSort};
 use crate::store::{self, audit_events, sessions, SocialAccount, User};
 use crate::web::admin_gate::Admin;
-use crate::web::csrf::{Checked, CsrfProtected};
+use crate::web::csrf::CsrfForm;
 use crate::web::response::{error_page, path_with_query, see_other, with_csrf, Pager, PAGE_SIZE};
 use crate::web::AppState;
 
@@ -271,15 +271,7 @@ pub(crate) async fn confirm(
 
 #[derive(Deserialize)]
 pub(crate) struct ActionForm {
-    #[serde(default)]
-    csrf_token: String,
     account_id: Option<i64>,
-}
-
-impl CsrfProtected for ActionForm {
-    fn csrf_token(&self) -> &str {
-        &self.csrf_token
-    }
 }
 
 /// POST /admin/users/{id}/{action}: runs a confirmed action and records it, with the acting
@@ -289,7 +281,7 @@ pub(crate) async fn act(
     ctx: AuditContext,
     state: web::Data<AppState>,
     path: web::Path<(i64, String)>,
-    Checked(form): Checked<ActionForm>,
+    CsrfForm(form): CsrfForm<ActionForm>,
 ) -> HttpResponse {
     let (id, action) = path.into_inner();
     let Some(action) = Action::parse(&action) else {

@@ -1,0 +1,80 @@
+//! The command line every keygate binary shares: serve (the default), `migrate`, `--help`.
+
+use std::process::ExitCode;
+
+use super::Keygate;
+
+fn help(bin: &str) -> String {
+    format!(
+        "{bin}: Keycloak login, local users and the application in one service (keygate)
+
+Usage:
+  {bin}            migrate the database, then serve
+  {bin} migrate    apply database migrations (keygate's, then the application's) and exit
+  {bin} --help     show this help
+
+Configuration comes from environment variables (see keygate's README), among them:
+  KEYGATE_BIND, KEYGATE_PUBLIC_URL, KEYGATE_DATABASE_URL, KEYGATE_SESSION_SECRET,
+  KEYGATE_ISSUER_URL, KEYGATE_CLIENT_ID, KEYGATE_CLIENT_SECRET, KEYGATE_ADMIN_ROLE, KEYGATE_UI_URL
+Logging: RUST_LOG (default info)."
+    )
+}
+
+/// Runs a keygate binary: sets up logging (`RUST_LOG`, default `info`), reads the settings
+/// from the environment, lets `assemble` add the application, then serves or, with the
+/// `migrate` argument, migrates and exits. Exit status 2 for bad arguments or settings, 1 when
+/// start-up or serving fails (the reason goes to stderr).
+///
+/// ```no_run
+/// #[actix_web::main]
+/// async fn main() -> std::process::ExitCode {
+///     keygate::main(|keygate| keygate).await
+/// }
+/// ```
+pub async fn main(assemble: impl FnOnce(Keygate) -> Keygate) -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let mut args = std::env::args();
+    let bin = args
+        .next()
+        .as_deref()
+        .and_then(|p| {
+            std::path::Path::new(p)
+                .file_name()?
+                .to_str()
+                .map(String::from)
+        })
+        .unwrap_or_else(|| "keygate".into());
+    let args: Vec<String> = args.collect();
+    let command = args.first().map(String::as_str);
+    if matches!(command, Some("--help" | "-h" | "help")) {
+        println!("{}", help(&bin));
+        return ExitCode::SUCCESS;
+    }
+    if !matches!(command, None | Some("migrate")) || args.len() > 1 {
+        eprintln!("{bin}: unknown arguments {args:?}; see {bin} --help");
+        return ExitCode::from(2);
+    }
+    let keygate = match Keygate::from_env() {
+        Ok(k) => assemble(k),
+        Err(e) => {
+            eprintln!("keygate: configuration error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = match command {
+        Some("migrate") => keygate.migrate().await,
+        _ => serve(keygate).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("keygate: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(keygate: Keygate) -> anyhow::Result<()> {
+    keygate.start().await?.run().await?;
+    Ok(())
+}

@@ -1,0 +1,228 @@
+//! Starting the server: the idp clients, the store, the session layer and [`AppState`] from
+//! [`Settings`], keygate's routes and the application's mounts inside one middleware stack, and
+//! a listener.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_session::config::{BrowserSession, CookieContentSecurity};
+use actix_session::SessionMiddleware;
+use actix_web::cookie::{Key, SameSite};
+use actix_web::dev::Service;
+use actix_web::middleware::{from_fn, DefaultHeaders, ErrorHandlers, Logger};
+use actix_web::{web, App, HttpServer};
+use anyhow::Context;
+use url::Url;
+
+use crate::domain::rate_limit::FailureLimiter;
+use crate::domain::revocations::{spawn_reloader, Revocations};
+use crate::domain::user_cache::UserCache;
+use crate::idp::{self, AccessTokens, Discovery, Grants, Jwks, KeycloakAdmin, LogoutTokens};
+use crate::session::store::load_failed;
+use crate::session::{spawn_purger, DbSessionStore, Refresher, RowCache, SessionLimits};
+use crate::settings::{is_loopback, Settings};
+use crate::store;
+use crate::web::response::{render_bare_errors, store_failure};
+use crate::web::{carry_cookies, AppState, Cookies};
+
+use super::builder::Parts;
+
+/// A started keygate (with the application mounted in it): its port and the server to await.
+pub struct Server {
+    port: u16,
+    server: actix_web::dev::Server,
+    state: web::Data<AppState>,
+}
+
+impl Server {
+    /// Migrates the database (keygate's migrations, then the application's), builds everything
+    /// and starts listening on `settings.bind`.
+    pub(super) async fn start(parts: Parts) -> anyhow::Result<Self> {
+        let Parts {
+            settings,
+            mounts,
+            nav_links,
+            migrations,
+        } = parts;
+        let listener = TcpListener::bind(&settings.bind)
+            .with_context(|| format!("KEYGATE_BIND: cannot listen on {}", settings.bind))?;
+        let addr = listener.local_addr()?;
+        let public_url = match &settings.public_url {
+            Some(url) => url.clone(),
+            None => Url::parse(&format!("http://{addr}"))?,
+        };
+        let key = session_key(&settings, &public_url)?;
+        warn_about_linking(&settings);
+        let pool = store::connect(&settings.database_url)?;
+        let migrate_pool = pool.clone();
+        tokio::task::spawn_blocking(move || store::migrate(&migrate_pool, &migrations)).await??;
+        let mut state = state(settings, public_url.clone(), pool.clone())?;
+        state.nav_links = nav_links.into();
+        let state = web::Data::new(state);
+        spawn_reloader(pool.clone(), state.revocations.clone());
+        spawn_purger(
+            pool.clone(),
+            std::time::Duration::from_secs(300),
+            state.settings.audit_retention_days,
+        );
+
+        let csp = content_security_policy(&state.settings.issuer_url);
+        let server_state = state.clone();
+        let server = HttpServer::new(move || {
+            let sessions = SessionMiddleware::builder(
+                DbSessionStore::new(
+                    server_state.pool.clone(),
+                    server_state.session_limits,
+                    server_state.session_rows.clone(),
+                ),
+                key.clone(),
+            )
+            .cookie_name(server_state.cookies.session.into())
+            .cookie_http_only(true)
+            .cookie_same_site(SameSite::Lax)
+            .cookie_secure(server_state.cookies.secure)
+            .cookie_content_security(CookieContentSecurity::Private)
+            .session_lifecycle(BrowserSession::default().state_ttl(
+                actix_web::cookie::time::Duration::seconds(server_state.session_limits.max),
+            ))
+            .build();
+            let mut headers = DefaultHeaders::new()
+                .add(("X-Content-Type-Options", "nosniff"))
+                .add(("X-Frame-Options", "DENY"))
+                .add(("Referrer-Policy", "same-origin"))
+                .add(("Content-Security-Policy", csp.clone()));
+            if server_state.cookies.secure {
+                headers = headers.add(("Strict-Transport-Security", "max-age=31536000"));
+            }
+            App::new()
+                // Inside the session middleware: a session the store could not load ends here
+                // with keygate's 500 page (or JSON), before any handler runs.
+                .wrap_fn(|req, srv| {
+                    use futures_util::future::{ready, Either};
+                    if load_failed(&req) {
+                        let response = store_failure(req.path());
+                        return Either::Left(ready(Ok(req.into_response(response))));
+                    }
+                    Either::Right(srv.call(req))
+                })
+                // Cookies the extractor decided on (a refreshed TOKEN) reach every response.
+                .wrap(from_fn(carry_cookies))
+                .wrap(sessions)
+                .wrap(ErrorHandlers::new().default_handler(render_bare_errors))
+                .wrap(headers)
+                // %U is the path without the query: callback codes and states stay out of logs.
+                .wrap(
+                    Logger::new(r#"%a "%{method}xi %U" %s %b %Dms"#)
+                        .custom_request_replace("method", |req| req.method().to_string()),
+                )
+                .app_data(server_state.clone())
+                .configure(crate::web::configure)
+                .configure(|cfg| {
+                    for mount in mounts.iter() {
+                        (mount.configure)(cfg);
+                    }
+                })
+        })
+        .listen(listener)?
+        .run();
+        log::info!("keygate listening on {addr}, public URL {public_url}");
+        Ok(Server {
+            port: addr.port(),
+            server,
+            state,
+        })
+    }
+
+    /// The port it listens on (the one the OS chose when `KEYGATE_BIND` asked for port 0).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// keygate's database pool (the one [`Db`](crate::Db) hands out).
+    pub fn pool(&self) -> &store::Pool {
+        &self.state.pool
+    }
+
+    /// Shared state, for keygate's own tests that inspect the pool or caches of a running app.
+    #[doc(hidden)]
+    pub fn state(&self) -> Arc<AppState> {
+        self.state.clone().into_inner()
+    }
+
+    /// Serves until the server is stopped (SIGINT or SIGTERM).
+    pub async fn run(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+/// The shared state: one discovery handle for every Keycloak client, and the clients built on it.
+fn state(settings: Settings, public_url: Url, pool: store::Pool) -> anyhow::Result<AppState> {
+    let discovery = Arc::new(Discovery::new(&settings, &public_url, idp::http_client()?)?);
+    let jwks = Arc::new(Jwks::new(discovery.clone()));
+    let grants = Arc::new(Grants::new(discovery.clone(), settings.leeway));
+    let revocations = Arc::new(Revocations::new(settings.session_max));
+    Ok(AppState {
+        cookies: Cookies::for_https(public_url.scheme() == "https"),
+        access_tokens: AccessTokens::new(&settings, jwks.clone()),
+        logout_tokens: LogoutTokens::new(&settings, jwks),
+        admin: Arc::new(KeycloakAdmin::new(settings.issuer(), discovery)),
+        refresher: Refresher::new(pool.clone(), grants.clone(), revocations.clone()),
+        session_rows: Arc::new(RowCache::new(revocations.clone())),
+        browsers: Default::default(),
+        revocations,
+        session_limits: SessionLimits {
+            idle: settings.session_idle.as_secs() as i64,
+            max: settings.session_max.as_secs() as i64,
+        },
+        grants,
+        nav_links: Arc::new([]),
+        users: UserCache::default(),
+        login_failures: FailureLimiter::new(5, std::time::Duration::from_secs(60)),
+        registrations: FailureLimiter::new(10, std::time::Duration::from_secs(3600)),
+        settings,
+        public_url,
+        pool,
+    })
+}
+
+/// Linking by email trusts every address in the realm; with registration on, anyone chooses one.
+fn warn_about_linking(settings: &Settings) {
+    if settings.link_policy == crate::settings::LinkPolicy::VerifiedEmail && settings.registration {
+        log::warn!(
+            "KEYGATE_LINK_BY_EMAIL=verified together with KEYGATE_REGISTRATION=true: a first \
+             Keycloak sign-in attaches to an existing local user (without a Keycloak account, with \
+             a verified address) of the same address. Keep linking on only while every address in \
+             the realm is verified by its owner, and switch it off once legacy users are linked"
+        );
+    }
+}
+
+/// The cookie key: the configured secret, or on a loopback URL a random one (sessions then end
+/// with the process, which is fine for development and refused anywhere else).
+fn session_key(settings: &Settings, public_url: &Url) -> anyhow::Result<Key> {
+    match &settings.session_secret {
+        Some(secret) => Ok(Key::derive_from(secret.expose())),
+        None if is_loopback(public_url) => {
+            log::warn!(
+                "KEYGATE_SESSION_SECRET is not set: using a random key, so sessions end when \
+                 keygate restarts and cannot be shared between instances"
+            );
+            Ok(Key::generate())
+        }
+        None => anyhow::bail!(
+            "KEYGATE_SESSION_SECRET: required (at least 64 bytes) when the public URL {public_url} \
+             is not a loopback address"
+        ),
+    }
+}
+
+/// No inline scripts or styles anywhere; forms may post only to us, and the logout and login
+/// redirects that follow a form go to Keycloak.
+fn content_security_policy(issuer: &Url) -> String {
+    let idp = issuer.origin().ascii_serialization();
+    format!(
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+         connect-src 'self'; form-action 'self' {idp}; frame-ancestors 'none'; base-uri 'none'; \
+         object-src 'none'"
+    )
+}
