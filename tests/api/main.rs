@@ -7,9 +7,14 @@ mod backchannel;
 mod cli;
 mod helpers;
 mod hostile_idp;
+mod library;
 mod linking;
 mod login;
 mod logout;
+mod notes;
+/// The notes example's application, mounted by the tests as its `main` mounts it.
+#[path = "../../examples/notes/notes.rs"]
+mod notes_app;
 mod other_realm;
 mod password;
 mod race;

@@ -4,7 +4,8 @@
 //   node tests/browser/run.mjs
 //
 // It builds nothing: it runs target/debug/keygate (built by `cargo test`/`cargo build`; override with
-// KEYGATE_BIN) on a free loopback port with a fresh SQLite file in a temp dir, and the Keycloak
+// KEYGATE_BIN), and for the scenarios marked `.app = 'notes'` the notes example
+// target/debug/examples/notes (built by `cargo test`; KEYGATE_NOTES_BIN), on a free loopback port with a fresh SQLite file in a temp dir, and the Keycloak
 // settings of `scripts/keycloak.sh env` (variables already in the environment win).
 //
 //   KEYGATE_BROWSER_ONLY=<substring>   run only the scenarios whose name contains it
@@ -29,6 +30,8 @@ import { launch, keycloakLogin, artifactPath } from './lib.mjs';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const BIN = process.env.KEYGATE_BIN || join(ROOT, 'target', 'debug', 'keygate');
+// The notes example (examples/notes), for the scenarios marked `.app = 'notes'`.
+const NOTES_BIN = process.env.KEYGATE_NOTES_BIN || join(ROOT, 'target', 'debug', 'examples', 'notes');
 const SCENARIO_TIMEOUT = Number(process.env.KEYGATE_BROWSER_TIMEOUT || 60000);
 
 const USERS = {
@@ -132,6 +135,33 @@ async function sign_out(t) {
   await t.shot(page, 'signed-out');
 }
 
+// The notes example: its page sends an anonymous visitor to sign in and back, keeps a note added
+// through its form (CSRF-checked), and the layout's sign-out form ends the session.
+async function notes_example(t) {
+  const page = await t.newPage();
+  await page.goto(`${t.base}/notes`);
+  await page.waitForURL((u) => u.origin === t.base && u.pathname === '/login');
+  await page.click('#keycloak-login');
+  await keycloakLogin(page, USERS.bob.username, USERS.bob.password);
+  await page.waitForURL((u) => u.origin === t.base && u.pathname === '/notes');
+  await waitForText(page.locator('#nav-user'), USERS.bob.username);
+  await page.locator('#no-notes').waitFor();
+
+  await page.fill('input[name=title]', 'Buy milk');
+  await page.fill('input[name=body]', 'two litres');
+  await page.click('#add-note-submit');
+  await page.waitForURL((u) => u.origin === t.base && u.pathname === '/notes');
+  await waitForText(page.locator('#notes .note-title'), 'Buy milk');
+  await t.shot(page, 'notes');
+
+  await page.click('#nav-sign-out');
+  await page.waitForURL((u) => u.origin === t.base && u.pathname === '/');
+  await waitForText(page.locator('.notice'), 'You have been signed out.');
+  await page.goto(`${t.base}/notes`);
+  await page.waitForURL((u) => u.origin === t.base && u.pathname === '/login');
+}
+notes_example.app = 'notes';
+
 // Run in this order.
 const SCENARIOS = [
   login_with_keycloak,
@@ -139,6 +169,7 @@ const SCENARIOS = [
   register_and_sign_in,
   admin_pages_as_alice,
   sign_out,
+  notes_example,
 ];
 
 // ---------------------------------------------------------------------------------------------
@@ -206,7 +237,7 @@ function freePort() {
   });
 }
 
-async function startKeygate(kcEnv) {
+async function startKeygate(kcEnv, bin = BIN) {
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'keygate-browser-'));
   const env = {
@@ -217,7 +248,7 @@ async function startKeygate(kcEnv) {
     RUST_LOG: process.env.RUST_LOG || 'info',
   };
   delete env.KEYGATE_PUBLIC_URL;
-  const child = spawn(BIN, [], { env, cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(bin, [], { env, cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
   const keygate = { child, dir, base: `http://127.0.0.1:${port}`, log: '', exited: null };
   const append = (chunk) => {
     keygate.log += chunk;
@@ -299,22 +330,26 @@ async function signIn(base, page, { username, password }) {
 // ---------------------------------------------------------------------------------------------
 
 async function main() {
-  if (!existsSync(BIN)) {
-    console.error(
-      `run.mjs: ${BIN} does not exist. Build it first (cargo build, or cargo test which builds it); ` +
-        'this script builds nothing.',
-    );
-    return 2;
-  }
   const only = process.env.KEYGATE_BROWSER_ONLY || '';
   const selected = SCENARIOS.filter((fn) => fn.name.includes(only));
   if (selected.length === 0) {
     console.error(`run.mjs: no scenario matches KEYGATE_BROWSER_ONLY=${only}`);
     return 2;
   }
+  const needed = [BIN, ...(selected.some((s) => s.app === 'notes') ? [NOTES_BIN] : [])];
+  for (const bin of needed) {
+    if (!existsSync(bin)) {
+      console.error(
+        `run.mjs: ${bin} does not exist. Build it first (cargo test builds both binaries); ` +
+          'this script builds nothing.',
+      );
+      return 2;
+    }
+  }
 
   const kcEnv = keycloakEnv();
   let keygate;
+  let notes;
   let browser;
   let passed = 0;
   let failed = 0;
@@ -324,6 +359,8 @@ async function main() {
     browser = null;
     await stopKeygate(keygate).catch(() => {});
     keygate = null;
+    await stopKeygate(notes).catch(() => {});
+    notes = null;
   };
   for (const sig of ['SIGINT', 'SIGTERM']) {
     process.once(sig, () => {
@@ -339,17 +376,25 @@ async function main() {
 
     for (const scenario of selected) {
       const name = scenario.name;
+      let server = keygate;
+      if (scenario.app === 'notes') {
+        if (!notes) {
+          notes = await startKeygate(kcEnv, NOTES_BIN);
+          console.log(`# notes example ${notes.base} (pid ${notes.child.pid}, ${NOTES_BIN})`);
+        }
+        server = notes;
+      }
       const context = await browser.newContext();
       context.setDefaultTimeout(15000);
       const pages = [];
       const cspViolations = [];
       const t = {
-        base: keygate.base,
+        base: server.base,
         newPage: async () => {
           const page = await context.newPage();
           // keygate serves a CSP without 'unsafe-inline': any violation means a page broke it.
           page.on('console', (msg) => {
-            if (/Content Security Policy/i.test(msg.text()) && page.url().startsWith(keygate.base)) {
+            if (/Content Security Policy/i.test(msg.text()) && page.url().startsWith(server.base)) {
               cspViolations.push(`${page.url()}: ${msg.text()}`);
             }
           });
@@ -357,7 +402,7 @@ async function main() {
           return page;
         },
         shot: (page, label) => page.screenshot({ path: artifactPath(`${name}-${label}.png`), fullPage: true }),
-        signIn: (page, user) => signIn(keygate.base, page, user),
+        signIn: (page, user) => signIn(server.base, page, user),
         keycloakUserId: (username) => keycloakUserId(kcEnv, username),
       };
       try {
@@ -378,15 +423,18 @@ async function main() {
       } finally {
         await context.close().catch(() => {});
       }
-      if (keygate.exited) {
-        fatal = new Error(`keygate stopped (${keygate.exited})`);
+      if (server.exited) {
+        fatal = new Error(`${server === notes ? 'the notes example' : 'keygate'} stopped (${server.exited})`);
         break;
       }
     }
   } catch (e) {
     fatal = e;
   } finally {
-    const log = keygate ? keygate.log : '';
+    const log = [keygate, notes]
+      .filter(Boolean)
+      .map((s) => s.log)
+      .join('\n# --- the notes example ---\n');
     await stopAll();
     if (fatal) {
       console.log(`not ok - harness`);

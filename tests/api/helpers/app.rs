@@ -30,6 +30,9 @@ pub struct AppOptions {
     pub db: Db,
     pub issuer: String,
     pub extra: Vec<(&'static str, String)>,
+    /// Adds an application to keygate, as an embedding binary does (the notes example's
+    /// `install`, or a test's probe routes).
+    pub assemble: fn(Keygate) -> Keygate,
 }
 
 impl Default for AppOptions {
@@ -38,6 +41,7 @@ impl Default for AppOptions {
             db: Db::Sqlite,
             issuer: issuer(),
             extra: vec![],
+            assemble: |keygate| keygate,
         }
     }
 }
@@ -68,6 +72,25 @@ pub async fn spawn_app() -> TestApp {
 
 pub async fn spawn_app_with(opts: AppOptions) -> TestApp {
     require_keycloak().await;
+    let (settings, dir) = test_settings(&opts);
+    let app = (opts.assemble)(Keygate::new(settings))
+        .start()
+        .await
+        .expect("app builds");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let app_state = app.state();
+    tokio::spawn(app.run());
+    TestApp {
+        address,
+        client: browser(),
+        app_state,
+        _dir: dir,
+    }
+}
+
+/// The settings of a test app (port 0, a fresh database, the demo realm), and the temporary
+/// directory its SQLite file lives in.
+pub fn test_settings(opts: &AppOptions) -> (Settings, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("temp dir");
     let database_url = match opts.db {
         Db::Sqlite => dir.path().join("keygate.db").to_string_lossy().into_owned(),
@@ -86,20 +109,11 @@ pub async fn spawn_app_with(opts: AppOptions) -> TestApp {
             env_or("KEYGATE_CLIENT_SECRET", "keygate-dev-secret"),
         ),
     ]);
-    for (k, v) in opts.extra {
-        vars.insert(k.to_string(), v);
+    for (k, v) in &opts.extra {
+        vars.insert(k.to_string(), v.clone());
     }
     let settings = Settings::from_lookup(|k| vars.get(k).cloned()).expect("test settings");
-    let app = Keygate::new(settings).start().await.expect("app builds");
-    let address = format!("http://127.0.0.1:{}", app.port());
-    let app_state = app.state();
-    tokio::spawn(app.run());
-    TestApp {
-        address,
-        client: browser(),
-        app_state,
-        _dir: dir,
-    }
+    (settings, dir)
 }
 
 /// A new PostgreSQL database for one test, on the server of `KEYGATE_TEST_POSTGRES_URL`.

@@ -146,6 +146,33 @@ impl RealmAdmin {
         assert!(r.status().is_success(), "role mapping: {}", r.status());
     }
 
+    /// Gives user `id` the role `role` of the client `client_id`, or takes it away.
+    pub async fn set_client_role(&self, id: &str, client_id: &str, role: &str, granted: bool) {
+        let list = self
+            .get_json(&format!("/clients?clientId={client_id}"))
+            .await;
+        let uuid = list[0]["id"].as_str().expect("client uuid").to_string();
+        let rep = self
+            .get_json(&format!("/clients/{uuid}/roles/{role}"))
+            .await;
+        let method = if granted {
+            reqwest::Method::POST
+        } else {
+            reqwest::Method::DELETE
+        };
+        let r = self
+            .request(method, &format!("/users/{id}/role-mappings/clients/{uuid}"))
+            .json(&serde_json::json!([rep]))
+            .send()
+            .await
+            .expect("client role mapping");
+        assert!(
+            r.status().is_success(),
+            "client role mapping: {}",
+            r.status()
+        );
+    }
+
     /// Enables or disables user `id` in Keycloak (which sends no back-channel logout for it).
     pub async fn set_enabled(&self, id: &str, enabled: bool) {
         let r = self
