@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs keygate locally against a Keycloak with the demo realm: the first command to try.
 #
-#   scripts/dev.sh
+#   scripts/dev.sh                   keygate alone
+#   scripts/dev.sh --example notes   the notes example application inside keygate (examples/notes)
 #
 # 0. checks (and on Debian installs) its prerequisites: scripts/install.sh --for dev,
 # 1. starts Keycloak on 127.0.0.1:8180 with keycloak/keygate-realm.json (scripts/keycloak.sh start;
@@ -37,9 +38,20 @@ fi
 scripts/keycloak.sh start >/dev/null
 eval "$(scripts/keycloak.sh env)"
 
-log "building keygate (cargo build)"
-cargo build --bin keygate
-BIN=$ROOT/target/debug/keygate
+case "${1:-}" in
+  "")
+    log "building keygate (cargo build)"
+    cargo build --bin keygate
+    BIN=$ROOT/target/debug/keygate
+    ;;
+  --example)
+    [ -n "${2:-}" ] && [ -f "examples/$2/main.rs" ] || die "--example needs one of: $(ls examples | tr '\n' ' ')"
+    log "building the $2 example (cargo build --example $2)"
+    cargo build --example "$2"
+    BIN=$ROOT/target/debug/examples/$2
+    ;;
+  *) die "unknown arguments: $*; see the top of scripts/dev.sh" ;;
+esac
 [ -x "$BIN" ] || die "cargo build did not produce $BIN"
 
 export KEYGATE_BIND=$BIND

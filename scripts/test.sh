@@ -44,6 +44,8 @@ mkdir -p artifacts
 export KEYGATE_ARTIFACTS_DIR="$PWD/artifacts"
 
 cargo test --locked
+# The API reference: a broken link or a public item without docs fails the run.
+RUSTDOCFLAGS="-D warnings" cargo doc --locked --no-deps
 
 if [ -f tests/browser/run.mjs ]; then
   node tests/browser/run.mjs

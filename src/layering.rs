@@ -86,7 +86,14 @@ fn rust_files(path: &Path) -> Vec<PathBuf> {
 }
 
 /// The layers named by `crate::x` paths in `source`, including `use crate::{x, y}` groups.
+/// Comments are skipped: a doc link to the public API (`crate::Page`) is no dependency.
 fn crate_paths(source: &str) -> Vec<String> {
+    let code: String = source
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("//"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let source = code.as_str();
     let mut named = vec![];
     for (i, _) in source.match_indices("crate::") {
         // `$crate::` in macros and `keygate::` are not paths of this crate's modules.

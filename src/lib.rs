@@ -69,10 +69,20 @@ pub use web::{
 /// table in the application's crate (Diesel's impls cannot cross crates). The columns are the
 /// ones keygate's migrations create; keygate's tests check the two stay equal.
 ///
-/// ```ignore
+/// ```no_run
 /// keygate::users_table!();
+///
+/// diesel::table! {
+///     notes (id) {
+///         id -> Int8,
+///         user_id -> Int8,
+///         title -> Text,
+///     }
+/// }
+///
 /// diesel::joinable!(notes -> users (user_id));
 /// diesel::allow_tables_to_appear_in_same_query!(notes, users);
+/// # fn main() {}
 /// ```
 #[macro_export]
 macro_rules! users_table {
@@ -123,3 +133,54 @@ pub mod testing {
 
 #[cfg(test)]
 mod layering;
+
+#[cfg(test)]
+mod tests {
+    mod copy {
+        crate::users_table!();
+    }
+
+    #[test]
+    fn the_users_table_applications_declare_is_the_one_the_migrations_make() {
+        use diesel::RunQueryDsl;
+        let dir = tempfile::tempdir().unwrap();
+        let pool = crate::store::connect(&dir.path().join("u.db").to_string_lossy()).unwrap();
+        crate::store::migrate(&pool, &[]).unwrap();
+        let mut conn = pool.get().unwrap();
+        diesel::sql_query(
+            "INSERT INTO users (username, email, first_name, last_name, is_active, created_at, \
+             email_verified) VALUES ('u', NULL, 'F', 'L', 1, 5, 0)",
+        )
+        .execute(&mut *conn)
+        .unwrap();
+        type Row = (
+            i64,
+            String,
+            Option<String>,
+            String,
+            String,
+            bool,
+            i64,
+            Option<i64>,
+            bool,
+        );
+        let rows: Vec<Row> = diesel::QueryDsl::select(copy::users::table, copy::users::all_columns)
+            .load(&mut *conn)
+            .unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].1, "u");
+        #[derive(diesel::QueryableByName)]
+        struct Count {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let columns: Vec<Count> =
+            diesel::sql_query("SELECT COUNT(*) AS n FROM pragma_table_info('users')")
+                .load(&mut *conn)
+                .unwrap();
+        assert_eq!(
+            columns[0].n, 9,
+            "a column was added: add it to users_table! too"
+        );
+    }
+}

@@ -224,3 +224,14 @@ async fn the_access_token_is_the_bearers_or_the_sessions_refreshed_when_stale() 
     let bearer = json(app.bearer_get("/probe/token", second_token).await).await;
     assert_eq!(bearer["token"], second_token);
 }
+
+#[test]
+fn the_readme_shows_the_minimal_example_as_it_is() {
+    let readme = include_str!("../../README.md");
+    let minimal = include_str!("../../examples/minimal/main.rs");
+    assert!(
+        readme.contains(&format!("```rust\n{minimal}```")),
+        "README.md's main.rs differs from examples/minimal/main.rs (which cargo test compiles): \
+         copy the file into the README"
+    );
+}
