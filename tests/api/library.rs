@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use actix_web::{web, HttpResponse};
 use askama::Template;
-use keygate::{AccessToken, Error, Keygate, MaybeUser, Migrations, Page};
+use keygate::{AccessToken, Error, Keygate, MaybeUser, Migrations, Page, RequireRole, Role};
 use serde_json::{json, Value};
 
 use crate::helpers::*;
@@ -51,7 +51,14 @@ fn probes(keygate: Keygate) -> Keygate {
                 .route("/fail", web::get().to(fail))
         })
         .mount("/api/probe", |scope| {
-            scope.route("/fail", web::get().to(fail))
+            scope.route("/fail", web::get().to(fail)).service(
+                web::scope("/reports")
+                    .wrap(RequireRole::new(Role::realm("reporter")))
+                    .route(
+                        "",
+                        web::get().to(|| async { HttpResponse::Ok().body("reports") }),
+                    ),
+            )
         })
 }
 
@@ -234,4 +241,40 @@ fn the_readme_shows_the_minimal_example_as_it_is() {
         "README.md's main.rs differs from examples/minimal/main.rs (which cargo test compiles): \
          copy the file into the README"
     );
+}
+
+#[actix_web::test]
+async fn a_role_gate_under_api_answers_the_json_401_and_403() {
+    let app = spawn_app_with(probe_options()).await;
+    let anonymous = app.get("/api/probe/reports").await;
+    assert_eq!(anonymous.status(), 401);
+    assert_eq!(json(anonymous).await["error"]["code"], "auth_redirect");
+    app.login(("bob", "bob-password"), "/").await;
+    let bob = app.get("/api/probe/reports").await;
+    assert_eq!(bob.status(), 403);
+    let body = json(bob).await;
+    assert_eq!(body["error"]["code"], "forbidden");
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("realm role reporter"));
+}
+
+#[actix_web::test]
+async fn migrate_applies_keygates_migrations_then_the_applications() {
+    for db in [Db::Sqlite, Db::Postgres] {
+        let (settings, _dir) = test_settings(&AppOptions {
+            db,
+            ..Default::default()
+        });
+        let url = settings.database_url.clone();
+        crate::notes_app::install(Keygate::new(settings))
+            .migrate()
+            .await
+            .expect("migrate");
+        let pool = keygate::testing::connect(&url).unwrap();
+        let mut conn = pool.get().unwrap();
+        assert_eq!(count(&mut conn, "notes"), 0, "the notes table exists");
+        assert_eq!(count(&mut conn, "users"), 0, "and keygate's tables");
+    }
 }
