@@ -6,17 +6,19 @@ use std::sync::Arc;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::middleware::from_fn;
 use actix_web::{web, Scope};
 
 use super::Server;
 use crate::settings::{Settings, SettingsError};
 use crate::store::{self, Migrations};
-use crate::web::{NavLink, RESERVED};
+use crate::web::{rules_gate, NavLink, RESERVED};
 
 /// One piece of the application: routes under a prefix, or shared data (no prefix).
 pub(super) struct Mount {
     prefix: Option<String>,
-    pub(super) configure: Arc<dyn Fn(&mut web::ServiceConfig) + Send + Sync>,
+    /// Registers the mount; the flag says whether the route rules gate it.
+    pub(super) configure: Arc<dyn Fn(&mut web::ServiceConfig, bool) + Send + Sync>,
 }
 
 /// What [`Server::start`] needs, once the builder is checked.
@@ -87,6 +89,8 @@ impl Keygate {
     /// [`RequireRole`](crate::RequireRole)). The scope answers `prefix` itself and every path
     /// below it.
     ///
+    /// With route rules (`KEYGATE_RULES`), a request the rules refuse never reaches these routes.
+    ///
     /// `prefix` is a static path (`/notes`, `/api/notes`), not `/` and without `{}` segments.
     /// When it overlaps one of keygate's paths (`/login`, `/api/token`, `/admin`, …) or another
     /// mount, [`start`](Self::start) fails naming both. Paths under `/api/` get the JSON error
@@ -109,8 +113,17 @@ impl Keygate {
         let owned = prefix.to_string();
         self.mounts.push(Mount {
             prefix: Some(owned.clone()),
-            configure: Arc::new(move |cfg| {
-                cfg.service(routes(web::scope(&owned)));
+            configure: Arc::new(move |cfg, gated| {
+                if gated {
+                    // The application's scope sits inside one that applies the rules first.
+                    cfg.service(
+                        web::scope(&owned)
+                            .wrap(from_fn(rules_gate))
+                            .service(routes(web::scope(""))),
+                    );
+                } else {
+                    cfg.service(routes(web::scope(&owned)));
+                }
             }),
         });
         self
@@ -121,7 +134,7 @@ impl Keygate {
     pub fn app_data<U: Clone + Send + Sync + 'static>(mut self, data: U) -> Self {
         self.mounts.push(Mount {
             prefix: None,
-            configure: Arc::new(move |cfg| {
+            configure: Arc::new(move |cfg, _| {
                 cfg.app_data(data.clone());
             }),
         });

@@ -9,7 +9,7 @@ use actix_session::config::{BrowserSession, CookieContentSecurity};
 use actix_session::SessionMiddleware;
 use actix_web::cookie::{Key, SameSite};
 use actix_web::dev::Service;
-use actix_web::middleware::{from_fn, DefaultHeaders, ErrorHandlers, Logger};
+use actix_web::middleware::{from_fn, ErrorHandlers, Logger};
 use actix_web::{web, App, HttpServer};
 use anyhow::Context;
 use url::Url;
@@ -23,7 +23,7 @@ use crate::session::{spawn_purger, DbSessionStore, Refresher, RowCache, SessionL
 use crate::settings::{is_loopback, Settings};
 use crate::store;
 use crate::web::response::{render_bare_errors, store_failure};
-use crate::web::{carry_cookies, AppState, Cookies};
+use crate::web::{carry_cookies, security_headers, AppState, Cookies, SecurityHeaders, Upstream};
 
 use super::builder::Parts;
 
@@ -66,7 +66,13 @@ impl Server {
             state.settings.audit_retention_days,
         );
 
-        let csp = content_security_policy(&state.settings.issuer_url);
+        let headers = web::Data::new(security_headers_for(&state));
+        let upstream_timeout = state
+            .settings
+            .upstream
+            .as_ref()
+            .map(|_| state.settings.upstream_timeout);
+        let gated = state.settings.rules.is_some();
         let server_state = state.clone();
         let server = HttpServer::new(move || {
             let sessions = SessionMiddleware::builder(
@@ -82,25 +88,18 @@ impl Server {
             .cookie_same_site(SameSite::Lax)
             .cookie_secure(server_state.cookies.secure)
             .cookie_content_security(CookieContentSecurity::Private)
+            .cookie_domain(server_state.settings.cookie_domain.clone())
             .session_lifecycle(BrowserSession::default().state_ttl(
                 actix_web::cookie::time::Duration::seconds(server_state.session_limits.max),
             ))
             .build();
-            let mut headers = DefaultHeaders::new()
-                .add(("X-Content-Type-Options", "nosniff"))
-                .add(("X-Frame-Options", "DENY"))
-                .add(("Referrer-Policy", "same-origin"))
-                .add(("Content-Security-Policy", csp.clone()));
-            if server_state.cookies.secure {
-                headers = headers.add(("Strict-Transport-Security", "max-age=31536000"));
-            }
             App::new()
                 // Inside the session middleware: a session the store could not load ends here
                 // with keygate's 500 page (or JSON), before any handler runs.
                 .wrap_fn(|req, srv| {
                     use futures_util::future::{ready, Either};
                     if load_failed(&req) {
-                        let response = store_failure(req.path());
+                        let response = store_failure(req.request());
                         return Either::Left(ready(Ok(req.into_response(response))));
                     }
                     Either::Right(srv.call(req))
@@ -109,17 +108,19 @@ impl Server {
                 .wrap(from_fn(carry_cookies))
                 .wrap(sessions)
                 .wrap(ErrorHandlers::new().default_handler(render_bare_errors))
-                .wrap(headers)
+                .wrap(from_fn(security_headers))
                 // %U is the path without the query: callback codes and states stay out of logs.
                 .wrap(
                     Logger::new(r#"%a "%{method}xi %U" %s %b %Dms"#)
                         .custom_request_replace("method", |req| req.method().to_string()),
                 )
                 .app_data(server_state.clone())
-                .configure(crate::web::configure)
+                .app_data(headers.clone())
+                .app_data(upstream_timeout.map(|t| web::Data::new(Upstream::new(t))))
+                .configure(|cfg| crate::web::configure(cfg, upstream_timeout.is_some()))
                 .configure(|cfg| {
                     for mount in mounts.iter() {
-                        (mount.configure)(cfg);
+                        (mount.configure)(cfg, gated);
                     }
                 })
         })
@@ -162,7 +163,10 @@ fn state(settings: Settings, public_url: Url, pool: store::Pool) -> anyhow::Resu
     let grants = Arc::new(Grants::new(discovery.clone(), settings.leeway));
     let revocations = Arc::new(Revocations::new(settings.session_max));
     Ok(AppState {
-        cookies: Cookies::for_https(public_url.scheme() == "https"),
+        cookies: match settings.cookie_domain {
+            Some(_) => Cookies::for_domain(public_url.scheme() == "https"),
+            None => Cookies::for_https(public_url.scheme() == "https"),
+        },
         access_tokens: AccessTokens::new(&settings, jwks.clone()),
         logout_tokens: LogoutTokens::new(&settings, jwks),
         admin: Arc::new(KeycloakAdmin::new(settings.issuer(), discovery)),
@@ -214,6 +218,30 @@ fn session_key(settings: &Settings, public_url: &Url) -> anyhow::Result<Key> {
              is not a loopback address"
         ),
     }
+}
+
+/// The headers every keygate answer carries (not the upstream's, in proxy mode).
+fn security_headers_for(state: &AppState) -> SecurityHeaders {
+    let csp = content_security_policy(&state.settings.issuer_url);
+    let mut list = vec![
+        ("x-content-type-options", "nosniff".to_string()),
+        ("x-frame-options", "DENY".to_string()),
+        ("referrer-policy", "same-origin".to_string()),
+        ("content-security-policy", csp),
+    ];
+    if state.cookies.secure {
+        list.push(("strict-transport-security", "max-age=31536000".to_string()));
+    }
+    SecurityHeaders(
+        list.into_iter()
+            .filter_map(|(name, value)| {
+                Some((
+                    actix_web::http::header::HeaderName::from_static(name),
+                    actix_web::http::header::HeaderValue::from_str(&value).ok()?,
+                ))
+            })
+            .collect(),
+    )
 }
 
 /// No inline scripts or styles anywhere; forms may post only to us, and the logout and login

@@ -27,6 +27,47 @@ impl NextUrl {
         is_same_origin_path(raw).then(|| NextUrl(raw.to_string()))
     }
 
+    /// As [`parse`](Self::parse), and also an absolute `http(s)` URL on one of `hosts` (an
+    /// entry `*.example.com` admits every subdomain of example.com, not example.com itself):
+    /// applications behind forward-auth on sibling hosts come back to their own URL. No user
+    /// info, no other scheme.
+    /// An absolute URL on keygate's own origin (`own`) becomes its path.
+    pub(crate) fn parse_allowing(raw: Option<&str>, own: &Url, hosts: &[String]) -> Self {
+        let Some(raw) = raw else {
+            return Self::home();
+        };
+        if let Some(same) = Self::try_parse(raw) {
+            return same;
+        }
+        let Ok(url) = Url::parse(raw) else {
+            return Self::home();
+        };
+        if url.origin() == own.origin() && url.username().is_empty() && url.password().is_none()
+        {
+            let path = match url.query() {
+                Some(q) => format!("{}?{q}", url.path()),
+                None => url.path().to_string(),
+            };
+            return Self::parse(Some(&path));
+        }
+        let host = url.host_str().unwrap_or_default().to_ascii_lowercase();
+        let allowed = matches!(url.scheme(), "http" | "https")
+            && url.username().is_empty()
+            && url.password().is_none()
+            && !raw.chars().any(|c| c.is_control() || c == '\\')
+            && hosts.iter().any(|h| match h.strip_prefix("*.") {
+                Some(suffix) => host
+                    .strip_suffix(suffix)
+                    .is_some_and(|sub| sub.len() > 1 && sub.ends_with('.')),
+                None => *h == host,
+            });
+        if allowed {
+            NextUrl(url.to_string())
+        } else {
+            Self::home()
+        }
+    }
+
     /// Takes the path of a same-origin `Referer`, so an API 401 can send the user back to the page
     /// that made the call.
     pub(crate) fn from_referer(public_url: &Url, referer: Option<&str>) -> Self {
@@ -58,6 +99,34 @@ mod tests {
         for ok in ["/", "/admin", "/token?x=1", "/a/b#c", "/%2F%2Fnot-a-host"] {
             assert_eq!(NextUrl::parse(Some(ok)).as_str(), ok);
         }
+    }
+
+    #[test]
+    fn absolute_urls_pass_only_on_allowed_hosts() {
+        let hosts = vec!["app.example.com".to_string(), "*.apps.example.com".to_string()];
+        let own = Url::parse("http://127.0.0.1:8000/").unwrap();
+        let ok = |raw: &str| NextUrl::parse_allowing(Some(raw), &own, &hosts);
+        assert_eq!(ok("http://127.0.0.1:8000/back?x=1").as_str(), "/back?x=1");
+        assert_eq!(ok("http://127.0.0.1:8001/back"), NextUrl::home());
+        assert_eq!(ok("https://app.example.com/x?y=1").as_str(), "https://app.example.com/x?y=1");
+        assert_eq!(ok("http://a.apps.example.com/").as_str(), "http://a.apps.example.com/");
+        assert_eq!(ok("/local").as_str(), "/local");
+        for bad in [
+            "https://evil.example/",
+            "https://app.example.com.evil.example/",
+            "https://apps.example.com/",
+            "https://xapps.example.com/",
+            "https://user@app.example.com/",
+            "javascript://app.example.com/%0aalert(1)",
+            "ftp://app.example.com/",
+            "https://app.example.com\\@evil.example/",
+        ] {
+            assert_eq!(ok(bad), NextUrl::home(), "{bad}");
+        }
+        assert_eq!(
+            NextUrl::parse_allowing(Some("https://app.example.com/"), &own, &[]),
+            NextUrl::home()
+        );
     }
 
     #[test]

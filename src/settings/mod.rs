@@ -11,6 +11,9 @@ use url::Url;
 
 mod names;
 mod parse;
+mod rules;
+
+pub use rules::{Access, Rule, Rules};
 
 use names::warn_about_unknown;
 use parse::{
@@ -137,6 +140,27 @@ pub struct Settings {
     /// Take the client address from what a reverse proxy appended (`KEYGATE_TRUST_FORWARDED`);
     /// `None` means the peer address.
     pub forwarded: Option<Forwarded>,
+    /// Route rules (`KEYGATE_RULES`, a TOML file); `None` when unset: then the proxied
+    /// application and `/auth` need a signed-in user everywhere, and embedded applications
+    /// check with their extractors only.
+    pub rules: Option<Rules>,
+    /// Path prefixes answered with the JSON error contract instead of pages
+    /// (`KEYGATE_API_PREFIXES`, comma-separated, default `/api/`).
+    pub api_prefixes: Vec<String>,
+    /// Reverse-proxy mode (`KEYGATE_UPSTREAM`): every path that is not keygate's goes here.
+    pub upstream: Option<Url>,
+    /// Longest wait for the upstream's answer to start (`KEYGATE_UPSTREAM_TIMEOUT_SECONDS`,
+    /// default 30), after which the client gets 504.
+    pub upstream_timeout: Duration,
+    /// Hosts an absolute `rd`/`next` URL may point at after sign-in
+    /// (`KEYGATE_ALLOWED_REDIRECT_HOSTS`, comma-separated; `*.example.com` for subdomains).
+    pub allowed_redirect_hosts: Vec<String>,
+    /// The session cookie's `Domain` (`KEYGATE_COOKIE_DOMAIN`), for applications on sibling
+    /// subdomains; unset (the default) keeps the cookie to keygate's own host.
+    pub cookie_domain: Option<String>,
+    /// Send the access token to the application as `X-Auth-Request-Access-Token`
+    /// (`KEYGATE_PASS_ACCESS_TOKEN`, default false).
+    pub pass_access_token: bool,
 }
 
 impl Settings {
@@ -258,8 +282,60 @@ impl Settings {
                 as u32,
             token_cache: parse_bool(&get, "KEYGATE_TOKEN_CACHE", true)?,
             forwarded: parse_forwarded(&get)?,
+            rules: parse_rules(&get)?,
+            api_prefixes: parse_list(&get, "KEYGATE_API_PREFIXES")
+                .map(|l| check_api_prefixes(&l).map(|_| l))
+                .transpose()?
+                .unwrap_or_else(|| vec!["/api/".into()]),
+            upstream: match get("KEYGATE_UPSTREAM") {
+                Some(raw) => Some(parse_base_url("KEYGATE_UPSTREAM", &raw)?),
+                None => None,
+            },
+            upstream_timeout: Duration::from_secs(parse_range(
+                &get,
+                "KEYGATE_UPSTREAM_TIMEOUT_SECONDS",
+                30,
+                1..=3600,
+            )?),
+            allowed_redirect_hosts: parse_list(&get, "KEYGATE_ALLOWED_REDIRECT_HOSTS")
+                .unwrap_or_default()
+                .into_iter()
+                .map(|h| h.to_ascii_lowercase())
+                .collect(),
+            cookie_domain: get("KEYGATE_COOKIE_DOMAIN").map(|d| d.trim().to_ascii_lowercase()),
+            pass_access_token: parse_bool(&get, "KEYGATE_PASS_ACCESS_TOKEN", false)?,
         })
     }
+}
+
+/// Reads and checks the rules file named by `KEYGATE_RULES`.
+fn parse_rules(get: &impl Fn(&str) -> Option<String>) -> Result<Option<Rules>, SettingsError> {
+    let Some(path) = get("KEYGATE_RULES") else {
+        return Ok(None);
+    };
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| bad("KEYGATE_RULES", format!("cannot read {path}: {e}")))?;
+    Rules::parse(&text).map(Some)
+}
+
+/// A comma-separated list, blanks dropped; `None` when unset.
+fn parse_list(get: &impl Fn(&str) -> Option<String>, name: &str) -> Option<Vec<String>> {
+    get(name).map(|raw| {
+        raw.split(',')
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect()
+    })
+}
+
+fn check_api_prefixes(list: &[String]) -> Result<(), SettingsError> {
+    if list.is_empty() || list.iter().any(|p| !p.starts_with('/')) {
+        return Err(bad(
+            "KEYGATE_API_PREFIXES",
+            "expected comma-separated path prefixes starting with /, e.g. /api/,/v1/",
+        ));
+    }
+    Ok(())
 }
 
 /// True when `url` points at this machine, where a generated session secret is acceptable.

@@ -92,7 +92,7 @@ impl AuthError {
     /// The answer to `req` for `failure`: where its login would come back to, and whether it
     /// is an API request.
     pub(super) fn for_request(req: &HttpRequest, state: &AppState, failure: Failure) -> Self {
-        let api = is_api(req.path());
+        let api = is_api(req);
         let next = if api {
             let referer = req
                 .headers()

@@ -20,6 +20,20 @@ pub(crate) struct Cookies {
 }
 
 impl Cookies {
+    /// The names for a session cookie scoped to a parent domain (`KEYGATE_COOKIE_DOMAIN`):
+    /// `__Host-` forbids a `Domain`, so on https the session cookie takes `__Secure-` (still
+    /// Secure-only); the TOKEN cookie stays host-only.
+    pub(crate) fn for_domain(secure: bool) -> Self {
+        Cookies {
+            session: if secure {
+                "__Secure-keygate_session"
+            } else {
+                "keygate_session"
+            },
+            ..Self::for_https(secure)
+        }
+    }
+
     pub(crate) fn for_https(secure: bool) -> Self {
         if secure {
             Cookies {

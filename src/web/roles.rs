@@ -89,6 +89,11 @@ enum Rejection {
 }
 
 impl RoleRejection {
+    /// The request is not authenticated.
+    pub(crate) fn auth(e: AuthError) -> Self {
+        RoleRejection(Rejection::Auth(e))
+    }
+
     /// True for a signed-in page visitor without the role (whom the admin gate answers with a
     /// page of its own).
     pub(crate) fn is_missing_role_on_page(&self) -> bool {
@@ -144,7 +149,7 @@ pub(crate) async fn check_roles(
     let auth = authenticate(req)
         .await
         .map_err(|e| RoleRejection(Rejection::Auth(e)))?;
-    let api = is_api(req.path());
+    let api = is_api(req);
     if let Some(why) = &auth.roles_unavailable {
         return Err(RoleRejection(Rejection::RolesUnavailable {
             why: why.clone(),

@@ -6,7 +6,7 @@ use serde_json::json;
 
 use super::admin_gate::admin_gate;
 use super::handlers::{
-    account, admin, api, backchannel, home, login, logout, password, register, site, token,
+    account, admin, api, backchannel, forward_auth, home, login, logout, password, register, site, token,
 };
 use super::response::{error_page, is_api, not_found_page};
 
@@ -16,6 +16,7 @@ use super::response::{error_page, is_api, not_found_page};
 pub const RESERVED: &[&str] = &[
     "/",
     "/healthz",
+    "/auth",
     "/login",
     "/logout",
     "/register",
@@ -27,7 +28,9 @@ pub const RESERVED: &[&str] = &[
     "/static",
 ];
 
-pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
+/// keygate's routes. With `proxy` (reverse-proxy mode), `/` and every unknown path go to the
+/// upstream instead of keygate's home page and 404.
+pub(crate) fn configure(cfg: &mut web::ServiceConfig, proxy: bool) {
     cfg.app_data(web::QueryConfig::default().error_handler(|err, _req| {
         let response = error_page(
             actix_web::http::StatusCode::BAD_REQUEST,
@@ -40,7 +43,7 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
         web::FormConfig::default()
             .limit(64 * 1024)
             .error_handler(|err, req| {
-                let response = if is_api(req.path()) || req.path() == "/logout/backchannel" {
+                let response = if is_api(req) || req.path() == "/logout/backchannel" {
                     HttpResponse::BadRequest().json(json!({
                         "error": "invalid_request", "error_description": "unreadable form body"}))
                 } else {
@@ -54,7 +57,7 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
             }),
     )
     .app_data(web::PathConfig::default().error_handler(|err, req| {
-        let response = if is_api(req.path()) {
+        let response = if is_api(req) {
             HttpResponse::NotFound().json(json!({"error": {
                 "code": "not_found", "message": "There is nothing at this address.",
                 "details": null}}))
@@ -63,8 +66,8 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
         };
         actix_web::error::InternalError::from_response(err, response).into()
     }))
-    .route("/", web::get().to(home::home))
     .route("/healthz", web::get().to(site::health))
+    .route("/auth", web::get().to(forward_auth::check))
     .route("/login", web::get().to(login::login_page))
     .route(
         "/login/keycloak",
@@ -105,6 +108,11 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
             .route("/users/{id}/{action}", web::post().to(admin::act))
             .route("/audit", web::get().to(admin::audit_log)),
     )
-    .route("/static/{name}", web::get().to(site::static_file))
-    .default_service(web::to(site::not_found));
+    .route("/static/{name}", web::get().to(site::static_file));
+    if proxy {
+        cfg.default_service(web::to(super::proxy::forward));
+    } else {
+        cfg.route("/", web::get().to(home::home))
+            .default_service(web::to(site::not_found));
+    }
 }

@@ -159,23 +159,32 @@ impl FromRequest for AccessToken {
         let req = req.clone();
         Box::pin(async move {
             let auth = authenticate(&req).await?;
-            if auth.source == AuthSource::Bearer {
-                // The extractor accepted exactly this header's token.
-                let token = req
-                    .headers()
-                    .get(header::AUTHORIZATION)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.split_once(' '))
-                    .map(|(_, t)| t.trim())
-                    .unwrap_or_default();
-                return Ok(AccessToken {
-                    token: token.into(),
-                    expires_at: None,
-                });
-            }
-            session_token(&req).await
+            access_token_of(&req, &auth).await
         })
     }
+}
+
+/// The access token of `auth`, the request's authentication: its bearer token, or the
+/// session's (refreshed when stale).
+pub(crate) async fn access_token_of(
+    req: &HttpRequest,
+    auth: &Authenticated,
+) -> Result<AccessToken, AuthError> {
+    if auth.source == AuthSource::Bearer {
+        // The extractor accepted exactly this header's token.
+        let token = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split_once(' '))
+            .map(|(_, t)| t.trim())
+            .unwrap_or_default();
+        return Ok(AccessToken {
+            token: token.into(),
+            expires_at: None,
+        });
+    }
+    session_token(req).await
 }
 
 /// The session's access token, refreshed when stale; the new one also goes out as the TOKEN

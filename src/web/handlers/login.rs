@@ -173,7 +173,17 @@ struct LoginPage<'a> {
 #[derive(Deserialize)]
 pub(crate) struct NextQuery {
     next: Option<String>,
+    /// oauth2-proxy's name for `next`, which forward-auth configurations use; may be absolute
+    /// on a host of `KEYGATE_ALLOWED_REDIRECT_HOSTS`.
+    rd: Option<String>,
     login_hint: Option<String>,
+}
+
+impl NextQuery {
+    fn next(&self, state: &AppState) -> NextUrl {
+        let raw = self.rd.as_deref().or(self.next.as_deref());
+        NextUrl::parse_allowing(raw, &state.public_url, &state.settings.allowed_redirect_hosts)
+    }
 }
 
 /// GET /login. With a valid TOKEN cookie (or a session that can refresh one) the browser goes
@@ -184,8 +194,12 @@ pub(crate) async fn login_page(
     session: TypedSession,
     query: web::Query<NextQuery>,
 ) -> HttpResponse {
-    let next = NextUrl::parse(query.next.as_deref());
+    let next = query.next(&state);
     if let Some(auth) = auth {
+        // Sent here to come back somewhere (forward-auth, a link): go there.
+        if next != NextUrl::home() {
+            return see_other(next.as_str());
+        }
         let can_serve_token = match auth.source {
             AuthSource::Cookie | AuthSource::Bearer => true,
             AuthSource::Session => session
@@ -233,7 +247,7 @@ pub(crate) async fn start_keycloak_login(
     session: TypedSession,
     query: web::Query<NextQuery>,
 ) -> Result<HttpResponse, LoginError> {
-    let next = NextUrl::parse(query.next.as_deref());
+    let next = query.next(&state);
     let hint = query.login_hint.as_deref().filter(|h| !h.is_empty());
     let request = state.grants.authorize(hint).await?;
     session

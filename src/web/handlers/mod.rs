@@ -4,6 +4,7 @@ pub(super) mod account;
 pub(super) mod admin;
 pub(super) mod api;
 pub(super) mod backchannel;
+pub(super) mod forward_auth;
 pub(super) mod home;
 pub(super) mod login;
 pub(super) mod logout;

@@ -48,7 +48,11 @@ pub(crate) async fn password_login(
     if let Err(e) = session.check_csrf(&form.csrf_token) {
         return Ok(e.error_response());
     }
-    let next = NextUrl::parse(form.next.as_deref());
+    let next = NextUrl::parse_allowing(
+        form.next.as_deref(),
+        &state.public_url,
+        &state.settings.allowed_redirect_hosts,
+    );
     let username = form.username.trim().chars().take(255).collect::<String>();
     if username.is_empty() || form.password.is_empty() {
         let page = render_login(

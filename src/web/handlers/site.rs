@@ -29,7 +29,7 @@ pub(crate) async fn health() -> HttpResponse {
 }
 
 pub(crate) async fn not_found(req: HttpRequest) -> HttpResponse {
-    if is_api(req.path()) {
+    if is_api(&req) {
         return HttpResponse::NotFound().json(json!({"error": {
             "code": "not_found", "message": "No such endpoint", "details": null}}));
     }

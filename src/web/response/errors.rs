@@ -185,8 +185,8 @@ impl ResponseError for CsrfMismatch {
 }
 
 /// The answer when the session store cannot be read: the 500 page, or JSON under `/api/`.
-pub(crate) fn store_failure(path: &str) -> HttpResponse {
-    if is_api(path) {
+pub(crate) fn store_failure(req: &actix_web::HttpRequest) -> HttpResponse {
+    if is_api(req) {
         return ApiError::Unexpected(anyhow::anyhow!("session store unavailable")).error_response();
     }
     unexpected_page(&anyhow::anyhow!("session store unavailable"))
@@ -204,7 +204,12 @@ pub(crate) fn render_bare_errors<B>(
         .get(actix_web::http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    if content_type.starts_with("text/html") || content_type.starts_with("application/json") {
+    let proxied = res
+        .response()
+        .extensions()
+        .get::<crate::web::Proxied>()
+        .is_some();
+    if proxied || content_type.starts_with("text/html") || content_type.starts_with("application/json") {
         return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
     }
     let status = res.status();
@@ -224,7 +229,7 @@ pub(crate) fn render_bare_errors<B>(
             status.canonical_reason().unwrap_or("Error").to_string(),
         ),
     };
-    let response = if is_api(req.path()) {
+    let response = if is_api(&req) {
         HttpResponse::build(status)
             .insert_header(NO_STORE)
             .json(json!({"error": {"code": code, "message": message, "details": null}}))

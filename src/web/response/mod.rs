@@ -24,9 +24,14 @@ use crate::session::TypedSession;
 /// The header every answer that is per user (pages, tokens, redirects after sign-in) carries.
 pub(crate) const NO_STORE: (&str, &str) = ("Cache-Control", "no-store");
 
-/// True for the JSON API's paths, which answer JSON errors instead of pages.
-pub(crate) fn is_api(path: &str) -> bool {
+/// True for the JSON API's paths, which answer JSON errors instead of pages: keygate's `/api/`
+/// and the prefixes of `KEYGATE_API_PREFIXES`.
+pub(crate) fn is_api(req: &actix_web::HttpRequest) -> bool {
+    let path = req.path();
     path.starts_with("/api/")
+        || req
+            .app_data::<actix_web::web::Data<crate::web::AppState>>()
+            .is_some_and(|s| s.settings.api_prefixes.iter().any(|p| path.starts_with(p.as_str())))
 }
 
 /// Renders a page template with `status`, never cached (pages show per-user data and CSRF
