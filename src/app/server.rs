@@ -116,7 +116,12 @@ impl Server {
                 )
                 .app_data(server_state.clone())
                 .app_data(headers.clone())
-                .app_data(upstream_timeout.map(|t| web::Data::new(Upstream::new(t))))
+                .configure(|cfg| {
+                    // awc's client is per thread: one (and its pool) per worker.
+                    if let Some(timeout) = upstream_timeout {
+                        cfg.app_data(web::Data::new(Upstream::new(timeout)));
+                    }
+                })
                 .configure(|cfg| crate::web::configure(cfg, upstream_timeout.is_some()))
                 .configure(|cfg| {
                     for mount in mounts.iter() {

@@ -42,8 +42,7 @@ impl NextUrl {
         let Ok(url) = Url::parse(raw) else {
             return Self::home();
         };
-        if url.origin() == own.origin() && url.username().is_empty() && url.password().is_none()
-        {
+        if url.origin() == own.origin() && url.username().is_empty() && url.password().is_none() {
             let path = match url.query() {
                 Some(q) => format!("{}?{q}", url.path()),
                 None => url.path().to_string(),
@@ -103,13 +102,22 @@ mod tests {
 
     #[test]
     fn absolute_urls_pass_only_on_allowed_hosts() {
-        let hosts = vec!["app.example.com".to_string(), "*.apps.example.com".to_string()];
+        let hosts = vec![
+            "app.example.com".to_string(),
+            "*.apps.example.com".to_string(),
+        ];
         let own = Url::parse("http://127.0.0.1:8000/").unwrap();
         let ok = |raw: &str| NextUrl::parse_allowing(Some(raw), &own, &hosts);
         assert_eq!(ok("http://127.0.0.1:8000/back?x=1").as_str(), "/back?x=1");
         assert_eq!(ok("http://127.0.0.1:8001/back"), NextUrl::home());
-        assert_eq!(ok("https://app.example.com/x?y=1").as_str(), "https://app.example.com/x?y=1");
-        assert_eq!(ok("http://a.apps.example.com/").as_str(), "http://a.apps.example.com/");
+        assert_eq!(
+            ok("https://app.example.com/x?y=1").as_str(),
+            "https://app.example.com/x?y=1"
+        );
+        assert_eq!(
+            ok("http://a.apps.example.com/").as_str(),
+            "http://a.apps.example.com/"
+        );
         assert_eq!(ok("/local").as_str(), "/local");
         for bad in [
             "https://evil.example/",

@@ -67,7 +67,8 @@ struct RawRule {
     access: String,
 }
 
-const ACCESS_FORMS: &str = "public | authenticated | role:<realm role> | client-role:<client>:<role>";
+const ACCESS_FORMS: &str =
+    "public | authenticated | role:<realm role> | client-role:<client>:<role>";
 
 impl Rules {
     /// Parses a rules file; an error names the rule (its number and prefix) and what is wrong.
@@ -78,7 +79,10 @@ impl Rules {
         for (i, raw) in file.rules.into_iter().enumerate() {
             let name = format!("rule {} (prefix {:?})", i + 1, raw.prefix);
             if !raw.prefix.starts_with('/') {
-                return Err(bad("KEYGATE_RULES", format!("{name}: a prefix starts with /")));
+                return Err(bad(
+                    "KEYGATE_RULES",
+                    format!("{name}: a prefix starts with /"),
+                ));
             }
             let methods = match raw.methods {
                 None => None,
@@ -90,16 +94,24 @@ impl Rules {
                 }
                 Some(list) => Some(
                     list.iter()
-                        .map(|m| method(m).ok_or_else(|| {
-                            bad("KEYGATE_RULES", format!("{name}: {m:?} is not an HTTP method"))
-                        }))
+                        .map(|m| {
+                            method(m).ok_or_else(|| {
+                                bad(
+                                    "KEYGATE_RULES",
+                                    format!("{name}: {m:?} is not an HTTP method"),
+                                )
+                            })
+                        })
                         .collect::<Result<Vec<_>, _>>()?,
                 ),
             };
             let access = access(&raw.access).ok_or_else(|| {
                 bad(
                     "KEYGATE_RULES",
-                    format!("{name}: unknown access {:?}; expected {ACCESS_FORMS}", raw.access),
+                    format!(
+                        "{name}: unknown access {:?}; expected {ACCESS_FORMS}",
+                        raw.access
+                    ),
                 )
             })?;
             rules.push(Rule {
@@ -119,8 +131,7 @@ impl Rules {
             .iter()
             .find(|r| {
                 path.starts_with(&r.prefix)
-                    && r
-                        .methods
+                    && r.methods
                         .as_ref()
                         .is_none_or(|m| m.iter().any(|m| m.eq_ignore_ascii_case(method)))
             })
@@ -190,17 +201,38 @@ mod tests {
     #[test]
     fn a_bad_rule_is_refused_naming_it() {
         let cases = [
-            ("[[rules]]\nprefix = \"/a/\"\naccess = \"rol:x\"", "rule 1 (prefix \"/a/\"): unknown access"),
-            ("[[rules]]\nprefix = \"a/\"\naccess = \"public\"", "a prefix starts with /"),
-            ("[[rules]]\nprefix = \"/a/\"\nmethods = []\naccess = \"public\"", "`methods` is empty"),
-            ("[[rules]]\nprefix = \"/a/\"\nmethods = [\"G T\"]\naccess = \"public\"", "not an HTTP method"),
-            ("[[rules]]\nprefix = \"/a/\"\naccess = \"client-role:keygate\"", "unknown access"),
-            ("[[rules]]\nprefix = \"/a/\"\naces = \"public\"", "not a valid rules file"),
+            (
+                "[[rules]]\nprefix = \"/a/\"\naccess = \"rol:x\"",
+                "rule 1 (prefix \"/a/\"): unknown access",
+            ),
+            (
+                "[[rules]]\nprefix = \"a/\"\naccess = \"public\"",
+                "a prefix starts with /",
+            ),
+            (
+                "[[rules]]\nprefix = \"/a/\"\nmethods = []\naccess = \"public\"",
+                "`methods` is empty",
+            ),
+            (
+                "[[rules]]\nprefix = \"/a/\"\nmethods = [\"G T\"]\naccess = \"public\"",
+                "not an HTTP method",
+            ),
+            (
+                "[[rules]]\nprefix = \"/a/\"\naccess = \"client-role:keygate\"",
+                "unknown access",
+            ),
+            (
+                "[[rules]]\nprefix = \"/a/\"\naces = \"public\"",
+                "not a valid rules file",
+            ),
             ("[[rule]]\nprefix = \"/a/\"", "not a valid rules file"),
         ];
         for (text, wanted) in cases {
             let e = Rules::parse(text).unwrap_err().to_string();
-            assert!(e.starts_with("KEYGATE_RULES") && e.contains(wanted), "{text}: {e}");
+            assert!(
+                e.starts_with("KEYGATE_RULES") && e.contains(wanted),
+                "{text}: {e}"
+            );
         }
     }
 }

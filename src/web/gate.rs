@@ -73,7 +73,12 @@ pub(crate) async fn security_headers(
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let headers = req.app_data::<web::Data<SecurityHeaders>>().cloned();
     let mut res = next.call(req).await?;
-    if res.response().extensions().get::<super::Proxied>().is_some() {
+    if res
+        .response()
+        .extensions()
+        .get::<super::Proxied>()
+        .is_some()
+    {
         return Ok(res);
     }
     if let Some(wanted) = headers {
@@ -94,7 +99,11 @@ pub(crate) struct SecurityHeaders(pub Vec<(HeaderName, HeaderValue)>);
 pub(crate) fn strip_identity(headers: &mut HeaderMap) {
     let forged: Vec<HeaderName> = headers
         .keys()
-        .filter(|name| IDENTITY_PREFIXES.iter().any(|p| name.as_str().starts_with(p)))
+        .filter(|name| {
+            IDENTITY_PREFIXES
+                .iter()
+                .any(|p| name.as_str().starts_with(p))
+        })
         .cloned()
         .collect();
     for name in forged {
@@ -145,7 +154,12 @@ fn groups(claims: &Value, client_id: &str) -> Vec<String> {
     let list = |v: Option<&Value>| {
         v.and_then(|r| r.get("roles"))
             .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(Value::as_str).map(String::from).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(String::from)
+                    .collect()
+            })
             .unwrap_or_else(Vec::new)
     };
     let mut all = list(claims.get("realm_access"));
@@ -184,7 +198,10 @@ mod tests {
     #[test]
     fn header_values_cannot_end_the_line_and_keep_utf8_readable() {
         assert_eq!(header("x-keygate-name", "Zoë Ä").1, "Zo%C3%AB %C3%84");
-        assert_eq!(header("x-keygate-name", "a\r\nX-Evil: 1").1, "a%0D%0AX-Evil: 1");
+        assert_eq!(
+            header("x-keygate-name", "a\r\nX-Evil: 1").1,
+            "a%0D%0AX-Evil: 1"
+        );
         assert_eq!(header("x-keygate-name", "100%").1, "100%25");
     }
 
@@ -197,7 +214,10 @@ mod tests {
             ("x-auth-request-groups", "admin"),
             ("accept", "text/html"),
         ] {
-            headers.append(HeaderName::from_bytes(k.as_bytes()).unwrap(), HeaderValue::from_static(v));
+            headers.append(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_static(v),
+            );
         }
         strip_identity(&mut headers);
         assert_eq!(headers.len(), 1);

@@ -109,12 +109,28 @@ pub(crate) async fn forward(
     match sent {
         Ok(answer) => relay_response(answer),
         Err(SendRequestError::Timeout) => {
-            log::warn!("upstream did not answer {} {} in time", req.method(), target_for_log(&req));
-            failure(&req, StatusCode::GATEWAY_TIMEOUT, "the application did not answer in time")
+            log::warn!(
+                "upstream did not answer {} {} in time",
+                req.method(),
+                target_for_log(&req)
+            );
+            failure(
+                &req,
+                StatusCode::GATEWAY_TIMEOUT,
+                "the application did not answer in time",
+            )
         }
         Err(e) => {
-            log::warn!("upstream unreachable for {} {}: {e}", req.method(), target_for_log(&req));
-            failure(&req, StatusCode::BAD_GATEWAY, "the application cannot be reached")
+            log::warn!(
+                "upstream unreachable for {} {}: {e}",
+                req.method(),
+                target_for_log(&req)
+            );
+            failure(
+                &req,
+                StatusCode::BAD_GATEWAY,
+                "the application cannot be reached",
+            )
         }
     }
 }
@@ -144,8 +160,14 @@ async fn upstream_headers(
         out.insert(header::COOKIE, cookies);
     }
     let info = req.connection_info().clone();
-    let peer = req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default();
-    let forwarded_for = match incoming.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+    let peer = req
+        .peer_addr()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_default();
+    let forwarded_for = match incoming
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok())
+    {
         Some(earlier) if state.settings.forwarded.is_some() => format!("{earlier}, {peer}"),
         _ => peer,
     };
@@ -276,8 +298,15 @@ async fn websocket(
     let (_, upstream_socket) = match connect.connect().await {
         Ok(pair) => pair,
         Err(e) => {
-            log::warn!("upstream refused the WebSocket of {}: {e}", target_for_log(req));
-            return failure(req, StatusCode::BAD_GATEWAY, "the application refused the connection");
+            log::warn!(
+                "upstream refused the WebSocket of {}: {e}",
+                target_for_log(req)
+            );
+            return failure(
+                req,
+                StatusCode::BAD_GATEWAY,
+                "the application refused the connection",
+            );
         }
     };
     let (mut response, mut session, mut from_client) = match actix_ws::handle(req, payload) {

@@ -6,7 +6,8 @@ use serde_json::json;
 
 use super::admin_gate::admin_gate;
 use super::handlers::{
-    account, admin, api, backchannel, forward_auth, home, login, logout, password, register, site, token,
+    account, admin, api, backchannel, forward_auth, home, login, logout, password, register, site,
+    token,
 };
 use super::response::{error_page, is_api, not_found_page};
 

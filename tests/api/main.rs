@@ -17,6 +17,7 @@ mod notes;
 mod notes_app;
 mod other_realm;
 mod password;
+mod proxy;
 mod race;
 mod refresh;
 mod registration;

@@ -100,15 +100,19 @@ pub(crate) async fn check(
     };
     let status = rejection.status_code();
     if status != StatusCode::UNAUTHORIZED {
-        log::info!("forward-auth refused {} {}: {rejection}", original.method, crate::util::for_log(original.path(), 200));
+        log::info!(
+            "forward-auth refused {} {}: {rejection}",
+            original.method,
+            crate::util::for_log(original.path(), 200)
+        );
         let code = match status {
             StatusCode::FORBIDDEN => "forbidden",
             StatusCode::SERVICE_UNAVAILABLE => "idp_unavailable",
             _ => "internal_error",
         };
-        return HttpResponse::build(status)
-            .insert_header(NO_STORE)
-            .json(json!({"error": {"code": code, "message": rejection.to_string(), "details": null}}));
+        return HttpResponse::build(status).insert_header(NO_STORE).json(
+            json!({"error": {"code": code, "message": rejection.to_string(), "details": null}}),
+        );
     }
     let back = original
         .url
@@ -119,7 +123,11 @@ pub(crate) async fn check(
         state.public_url.origin().ascii_serialization(),
         path_with_query("/login", &[("rd", &back)])
     );
-    if query.redirect.as_deref().is_some_and(|v| matches!(v, "1" | "true")) {
+    if query
+        .redirect
+        .as_deref()
+        .is_some_and(|v| matches!(v, "1" | "true"))
+    {
         return HttpResponse::Found()
             .insert_header((header::LOCATION, login))
             .insert_header(NO_STORE)

@@ -182,7 +182,11 @@ pub(crate) struct NextQuery {
 impl NextQuery {
     fn next(&self, state: &AppState) -> NextUrl {
         let raw = self.rd.as_deref().or(self.next.as_deref());
-        NextUrl::parse_allowing(raw, &state.public_url, &state.settings.allowed_redirect_hosts)
+        NextUrl::parse_allowing(
+            raw,
+            &state.public_url,
+            &state.settings.allowed_redirect_hosts,
+        )
     }
 }
 

@@ -209,7 +209,10 @@ pub(crate) fn render_bare_errors<B>(
         .extensions()
         .get::<crate::web::Proxied>()
         .is_some();
-    if proxied || content_type.starts_with("text/html") || content_type.starts_with("application/json") {
+    if proxied
+        || content_type.starts_with("text/html")
+        || content_type.starts_with("application/json")
+    {
         return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
     }
     let status = res.status();

@@ -31,7 +31,12 @@ pub(crate) fn is_api(req: &actix_web::HttpRequest) -> bool {
     path.starts_with("/api/")
         || req
             .app_data::<actix_web::web::Data<crate::web::AppState>>()
-            .is_some_and(|s| s.settings.api_prefixes.iter().any(|p| path.starts_with(p.as_str())))
+            .is_some_and(|s| {
+                s.settings
+                    .api_prefixes
+                    .iter()
+                    .any(|p| path.starts_with(p.as_str()))
+            })
 }
 
 /// Renders a page template with `status`, never cached (pages show per-user data and CSRF

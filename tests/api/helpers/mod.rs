@@ -6,14 +6,18 @@ mod app;
 mod browser;
 mod db;
 mod env;
+mod process;
 mod proxy;
 mod realm;
 mod tokens;
+mod upstream;
 
 pub use app::*;
 pub use browser::*;
 pub use db::*;
 pub use env::*;
+pub use process::*;
 pub use proxy::*;
 pub use realm::*;
 pub use tokens::*;
+pub use upstream::*;

@@ -1,0 +1,64 @@
+//! keygate as its own process (the `keygate` binary cargo built for these tests), for what must be
+//! measured on the process alone, such as its memory.
+
+use std::process::{Child, Command, Stdio};
+
+use super::env::{env_or, issuer};
+
+pub struct KeygateProcess {
+    child: Child,
+    pub address: String,
+    _dir: tempfile::TempDir,
+}
+
+impl KeygateProcess {
+    /// Starts the binary on a free port with a fresh SQLite file, the demo realm and `extra`,
+    /// and waits until `/healthz` answers.
+    pub async fn start(extra: &[(&str, String)]) -> Self {
+        super::env::require_keycloak().await;
+        let dir = tempfile::tempdir().unwrap();
+        let port = super::upstream::closed_port();
+        let address = format!("http://127.0.0.1:{port}");
+        let mut command = Command::new(env!("CARGO_BIN_EXE_keygate"));
+        command
+            .env("KEYGATE_BIND", format!("127.0.0.1:{port}"))
+            .env("KEYGATE_DATABASE_URL", dir.path().join("keygate.db"))
+            .env("KEYGATE_ISSUER_URL", issuer())
+            .env("KEYGATE_CLIENT_ID", env_or("KEYGATE_CLIENT_ID", "keygate"))
+            .env(
+                "KEYGATE_CLIENT_SECRET",
+                env_or("KEYGATE_CLIENT_SECRET", "keygate-dev-secret"),
+            )
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
+        for (k, v) in extra {
+            command.env(k, v);
+        }
+        let child = command.spawn().expect("start the keygate binary");
+        let process = KeygateProcess {
+            child,
+            address,
+            _dir: dir,
+        };
+        for _ in 0..100 {
+            let up = reqwest::get(format!("{}/healthz", process.address)).await;
+            if up.is_ok_and(|r| r.status() == 200) {
+                return process;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("the keygate binary did not answer /healthz within 10 s");
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for KeygateProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
