@@ -8,7 +8,7 @@
 # Test set: cargo (Rust 1.85+, from rustup: never installed here), Java 17+, maven, curl, unzip
 # (scripts/keycloak.sh), libpq-dev and pkg-config (diesel's postgres feature), Debian's chromium at
 # /usr/bin/chromium (tests/browser; KEYGATE_CHROMIUM overrides the path), postgresql (initdb under
-# /usr/lib/postgresql/*/bin, scripts/postgres.sh), Node.js 20+ and npm, and tests/browser/node_modules
+# /usr/lib/postgresql/*/bin, scripts/postgres.sh), nginx (the forward-auth tests), Node.js 20+ and npm, and tests/browser/node_modules
 # (`npm ci` when missing or older than package-lock.json). The dev set stops at pkg-config.
 #
 # Missing Debian packages are installed with apt-get (as root, or through `sudo -n`), after one
@@ -119,6 +119,8 @@ if [ "$profile" = test ]; then
   # Debian's own browser build, which apt-get installs as package chromium (/usr/bin/chromium).
   [ -x "$CHROMIUM" ] || need+=(chromium)
   compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need+=(postgresql)
+  # The forward-auth tests run a real nginx (auth_request) started on loopback by the test.
+  [ -x /usr/sbin/nginx ] || command -v nginx >/dev/null 2>&1 || need+=(nginx)
   if ! command -v node >/dev/null 2>&1; then
     need+=(nodejs)
   else

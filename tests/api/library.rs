@@ -278,3 +278,36 @@ async fn migrate_applies_keygates_migrations_then_the_applications() {
         assert_eq!(count(&mut conn, "users"), 0, "and keygate's tables");
     }
 }
+
+#[actix_web::test]
+async fn route_rules_gate_an_embedded_applications_mounts() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules.toml");
+    std::fs::write(
+        &rules,
+        "[[rules]]\nprefix = \"/probe/maybe\"\naccess = \"role:keygate-admin\"\n\
+         [[rules]]\nprefix = \"/probe/\"\naccess = \"public\"\n",
+    )
+    .unwrap();
+    let app = spawn_app_with(AppOptions {
+        assemble: probes,
+        extra: vec![("KEYGATE_RULES", rules.to_string_lossy().into_owned())],
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(app.get("/probe/page").await.status(), 200, "public by rule");
+    assert_eq!(
+        app.get("/probe/maybe").await.status(),
+        303,
+        "the rule asks for a sign-in"
+    );
+    app.login(("bob", "bob-password"), "/").await;
+    assert_eq!(
+        app.get("/probe/maybe").await.status(),
+        403,
+        "bob lacks the role"
+    );
+    let (alice, _) = app.other_browser(("alice", "alice-password")).await;
+    let r = alice.get(app.url("/probe/maybe")).send().await.unwrap();
+    assert_eq!(r.text().await.unwrap(), "hello alice");
+}

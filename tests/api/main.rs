@@ -5,6 +5,7 @@ mod account;
 mod admin;
 mod backchannel;
 mod cli;
+mod forward_auth;
 mod helpers;
 mod hostile_idp;
 mod library;

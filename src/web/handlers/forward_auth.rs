@@ -1,8 +1,9 @@
 //! `GET /auth`: forward-auth for nginx's `auth_request`, Traefik's `forwardAuth` and Caddy's
 //! `forward_auth`. The proxy asks on every request, passing the browser's cookies or bearer token
-//! and the original URL; keygate answers 200 with identity headers, 401 (with `?redirect=1`: a
-//! 302 to the login, for proxies that hand keygate's answer to the browser), 403 for a signed-in
-//! user the route rules refuse, 503 while Keycloak is needed and out of reach.
+//! and the original URL; keygate answers 200 with identity headers, 401 with the login URL (in
+//! the JSON body and in `X-Keygate-Login`; with `?redirect=1` a 302 to it, for proxies that hand
+//! keygate's answer to the browser), 403 for a signed-in user the route rules refuse, 503 while
+//! Keycloak is needed and out of reach.
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
@@ -133,7 +134,14 @@ pub(crate) async fn check(
             .insert_header(NO_STORE)
             .finish();
     }
-    HttpResponse::Unauthorized()
+    // The login URL also as a header: nginx can read it into a variable (`auth_request_set`)
+    // and redirect to it, with the original URL already encoded.
+    let header_value = actix_web::http::header::HeaderValue::from_str(&login).ok();
+    let mut unauthorized = HttpResponse::Unauthorized();
+    if let Some(value) = header_value {
+        unauthorized.insert_header(("x-keygate-login", value));
+    }
+    unauthorized
         .insert_header(NO_STORE)
         .insert_header(("WWW-Authenticate", r#"Bearer realm="keygate""#))
         .json(json!({"error": {

@@ -24,9 +24,20 @@ pub async fn keycloak_login_until_callback(
     let start = client
         .get(format!("{address}/login/keycloak"))
         .query(&[("next", next)])
-        .send()
-        .await
-        .expect("start login");
+        .build()
+        .expect("start URL");
+    keycloak_login_via(client, start.url().as_str(), user, address).await
+}
+
+/// The same from the start URL `start` (a `/login/keycloak?…` of keygate, or of a proxy in front
+/// of it); Keycloak must send the browser back to `address`'s callback.
+pub async fn keycloak_login_via(
+    client: &reqwest::Client,
+    start: &str,
+    user: (&str, &str),
+    address: &str,
+) -> String {
+    let start = client.get(start).send().await.expect("start login");
     assert_eq!(
         start.status(),
         303,
