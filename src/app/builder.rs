@@ -14,11 +14,13 @@ use crate::settings::{Settings, SettingsError};
 use crate::store::{self, Migrations};
 use crate::web::{rules_gate, NavLink, RESERVED};
 
+/// Registers a mount in one worker's `App`; the flag says whether the route rules gate it.
+type Register = Arc<dyn Fn(&mut web::ServiceConfig, bool) + Send + Sync>;
+
 /// One piece of the application: routes under a prefix, or shared data (no prefix).
 pub(super) struct Mount {
     prefix: Option<String>,
-    /// Registers the mount; the flag says whether the route rules gate it.
-    pub(super) configure: Arc<dyn Fn(&mut web::ServiceConfig, bool) + Send + Sync>,
+    pub(super) configure: Register,
 }
 
 /// What [`Server::start`] needs, once the builder is checked.

@@ -151,7 +151,7 @@ pub(crate) fn identity_headers(
 
 /// Realm roles, then this client's roles, without repeats.
 fn groups(claims: &Value, client_id: &str) -> Vec<String> {
-    let list = |v: Option<&Value>| {
+    let list = |v: Option<&Value>| -> Vec<String> {
         v.and_then(|r| r.get("roles"))
             .and_then(Value::as_array)
             .map(|a| {
@@ -160,9 +160,9 @@ fn groups(claims: &Value, client_id: &str) -> Vec<String> {
                     .map(String::from)
                     .collect()
             })
-            .unwrap_or_else(Vec::new)
+            .unwrap_or_default()
     };
-    let mut all = list(claims.get("realm_access"));
+    let mut all: Vec<String> = list(claims.get("realm_access"));
     for role in list(claims.get("resource_access").and_then(|r| r.get(client_id))) {
         if !all.contains(&role) {
             all.push(role);
