@@ -55,9 +55,11 @@ impl Server {
         warn_about_linking(&settings);
         let pool = store::connect(&settings.database_url)?;
         let migrate_pool = pool.clone();
+        let app_migrations = migrations.clone();
         tokio::task::spawn_blocking(move || store::migrate(&migrate_pool, &migrations)).await??;
         let mut state = state(settings, public_url.clone(), pool.clone())?;
         state.nav_links = nav_links.into();
+        state.migrations = app_migrations;
         let state = web::Data::new(state);
         spawn_reloader(pool.clone(), state.revocations.clone());
         spawn_purger(
@@ -129,6 +131,9 @@ impl Server {
                     }
                 })
         })
+        // keygate handles SIGTERM and SIGINT itself, to drain first (`run`).
+        .disable_signals()
+        .shutdown_timeout(state.settings.shutdown_timeout.as_secs())
         .listen(listener)?
         .run();
         log::info!("keygate listening on {addr}, public URL {public_url}");
@@ -155,9 +160,44 @@ impl Server {
         self.state.clone().into_inner()
     }
 
-    /// Serves until the server is stopped (SIGINT or SIGTERM).
+    /// Serves until SIGTERM or SIGINT, then drains: `/readyz` answers 503 at once while the
+    /// listener keeps serving for `KEYGATE_DRAIN_SECONDS`, so load balancers notice; then new
+    /// connections stop and requests in flight (a refresh under its lease included) get
+    /// `KEYGATE_SHUTDOWN_TIMEOUT_SECONDS` to finish.
     pub async fn run(self) -> std::io::Result<()> {
-        self.server.await
+        let handle = self.server.handle();
+        let state = self.state.clone();
+        let mut server = self.server;
+        tokio::select! {
+            done = &mut server => return done,
+            signal = stop_signal() => {
+                let drain = state.settings.drain;
+                log::info!("{signal}: draining for {} s, then stopping", drain.as_secs());
+                state.draining.store(true, std::sync::atomic::Ordering::Relaxed);
+                tokio::time::sleep(drain).await;
+                log::info!("drained: finishing the requests in flight");
+            }
+        }
+        let stopping = handle.stop(true);
+        let (done, ()) = tokio::join!(server, stopping);
+        log::info!("stopped");
+        done
+    }
+}
+
+/// The first SIGTERM or SIGINT.
+async fn stop_signal() -> &'static str {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        log::error!("cannot listen for SIGTERM/SIGINT: keygate stops only when killed");
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
     }
 }
 
@@ -168,13 +208,17 @@ fn state(settings: Settings, public_url: Url, pool: store::Pool) -> anyhow::Resu
     let grants = Arc::new(Grants::new(discovery.clone(), settings.leeway));
     let revocations = Arc::new(Revocations::new(settings.session_max));
     Ok(AppState {
+        migrations: vec![],
+        jwks: jwks.clone(),
+        draining: Default::default(),
         cookies: match settings.cookie_domain {
             Some(_) => Cookies::for_domain(public_url.scheme() == "https"),
             None => Cookies::for_https(public_url.scheme() == "https"),
         },
         access_tokens: AccessTokens::new(&settings, jwks.clone()),
         logout_tokens: LogoutTokens::new(&settings, jwks),
-        admin: Arc::new(KeycloakAdmin::new(settings.issuer(), discovery)),
+        admin: Arc::new(KeycloakAdmin::new(settings.issuer(), discovery.clone())),
+        discovery,
         refresher: Refresher::new(pool.clone(), grants.clone(), revocations.clone()),
         session_rows: Arc::new(RowCache::new(revocations.clone())),
         browsers: Default::default(),

@@ -88,9 +88,39 @@ pub(crate) struct Discovery {
     client_secret: Secret<String>,
     redirect_url: RedirectUrl,
     cache: RwLock<Option<Arc<Provider>>>,
+    /// The last time Keycloak answered discovery or a probe, and the last failure.
+    contact: RwLock<Contact>,
+}
+
+/// What readiness reports of the identity provider.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Contact {
+    /// Unix seconds of the last answer.
+    pub last_success: Option<i64>,
+    /// The last failure: when, and why.
+    pub last_error: Option<(i64, String)>,
 }
 
 impl Discovery {
+    /// The discovery document is in memory (whatever its age).
+    pub(crate) fn cached(&self) -> bool {
+        self.cache.read().is_ok_and(|c| c.is_some())
+    }
+
+    /// When Keycloak last answered, and the last failure.
+    pub(crate) fn contact(&self) -> Contact {
+        self.contact.read().map(|c| c.clone()).unwrap_or_default()
+    }
+
+    fn record(&self, answer: &Result<(), Unavailable>) {
+        if let Ok(mut c) = self.contact.write() {
+            match answer {
+                Ok(()) => c.last_success = Some(crate::util::now()),
+                Err(e) => c.last_error = Some((crate::util::now(), e.0.clone())),
+            }
+        }
+    }
+
     pub(crate) fn new(
         settings: &Settings,
         public_url: &Url,
@@ -109,6 +139,7 @@ impl Discovery {
             redirect_url,
             cache: RwLock::new(None),
             probe: RwLock::new(None),
+            contact: RwLock::new(Contact::default()),
         })
     }
 
@@ -159,6 +190,7 @@ impl Discovery {
         if let Ok(mut slot) = self.probe.write() {
             *slot = Some((Instant::now(), answer.clone()));
         }
+        self.record(&answer);
         answer
     }
 
@@ -172,7 +204,9 @@ impl Discovery {
                     self.issuer.as_str(),
                     error_chain(&e)
                 ))
-            })?;
+            });
+        self.record(&metadata.as_ref().map(|_| ()).map_err(Clone::clone));
+        let metadata = metadata?;
         let client = CoreClient::from_provider_metadata(
             metadata.clone(),
             self.client_id.clone(),

@@ -52,6 +52,11 @@ impl From<KeyError> for super::TokenError {
 }
 
 impl Jwks {
+    /// How many signing keys are in memory.
+    pub(crate) fn cached_keys(&self) -> usize {
+        self.keys.read().map_or(0, |k| k.keys.len())
+    }
+
     pub(crate) fn new(discovery: Arc<Discovery>) -> Self {
         Jwks {
             discovery,

@@ -161,6 +161,12 @@ pub struct Settings {
     /// Send the access token to the application as `X-Auth-Request-Access-Token`
     /// (`KEYGATE_PASS_ACCESS_TOKEN`, default false).
     pub pass_access_token: bool,
+    /// After SIGTERM or SIGINT, how long `/readyz` answers 503 while the listener still serves
+    /// (`KEYGATE_DRAIN_SECONDS`, default 5), so load balancers stop sending first.
+    pub drain: Duration,
+    /// Then how long requests in flight get to finish (`KEYGATE_SHUTDOWN_TIMEOUT_SECONDS`,
+    /// default 30).
+    pub shutdown_timeout: Duration,
 }
 
 impl Settings {
@@ -304,6 +310,13 @@ impl Settings {
                 .collect(),
             cookie_domain: get("KEYGATE_COOKIE_DOMAIN").map(|d| d.trim().to_ascii_lowercase()),
             pass_access_token: parse_bool(&get, "KEYGATE_PASS_ACCESS_TOKEN", false)?,
+            drain: Duration::from_secs(parse_range(&get, "KEYGATE_DRAIN_SECONDS", 5, 0..=600)?),
+            shutdown_timeout: Duration::from_secs(parse_range(
+                &get,
+                "KEYGATE_SHUTDOWN_TIMEOUT_SECONDS",
+                30,
+                1..=3600,
+            )?),
         })
     }
 }

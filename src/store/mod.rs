@@ -187,6 +187,27 @@ pub(crate) fn migrate(pool: &Pool, extra: &[Migrations]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Readiness of the database: a fresh connection (a pooled one would keep working on a SQLite
+/// file that can no longer be opened) that answers, and whether any migration of keygate's or
+/// of `extra` is pending.
+pub(crate) fn check_ready(database_url: &str, extra: &[Migrations]) -> Result<bool, String> {
+    use diesel::Connection;
+    let url = database_url
+        .strip_prefix("sqlite://")
+        .unwrap_or(database_url);
+    let mut conn = DbConn::establish(url).map_err(|e| format!("cannot connect: {e}"))?;
+    let mut current = true;
+    for set in std::iter::once(&KEYGATE_MIGRATIONS).chain(extra) {
+        let pending = match &mut conn {
+            DbConn::Pg(c) => c.has_pending_migration(Shared(set.postgres)),
+            DbConn::Sqlite(c) => c.has_pending_migration(Shared(set.sqlite)),
+        }
+        .map_err(|e| format!("cannot read the migrations: {e}"))?;
+        current &= !pending;
+    }
+    Ok(current)
+}
+
 /// Diesel knows a migration by its version alone: one the application shares with keygate
 /// would count as applied and silently never run.
 fn check_versions(conn: &mut DbConn, sets: &[(&str, Migrations)]) -> anyhow::Result<()> {

@@ -6,8 +6,8 @@ use serde_json::json;
 
 use super::admin_gate::admin_gate;
 use super::handlers::{
-    account, admin, api, backchannel, forward_auth, home, login, logout, password, register, site,
-    token,
+    account, admin, api, backchannel, forward_auth, home, login, logout, ops, password, register,
+    site, token,
 };
 use super::response::{error_page, is_api, not_found_page};
 
@@ -17,6 +17,7 @@ use super::response::{error_page, is_api, not_found_page};
 pub const RESERVED: &[&str] = &[
     "/",
     "/healthz",
+    "/readyz",
     "/auth",
     "/login",
     "/logout",
@@ -68,6 +69,7 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig, proxy: bool) {
         actix_web::error::InternalError::from_response(err, response).into()
     }))
     .route("/healthz", web::get().to(site::health))
+    .route("/readyz", web::get().to(ops::readyz))
     .route("/auth", web::get().to(forward_auth::check))
     .route("/login", web::get().to(login::login_page))
     .route(

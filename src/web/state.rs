@@ -45,6 +45,13 @@ pub struct AppState {
     pub(crate) registrations: FailureLimiter,
     /// The application's links in the nav of [`Page`](super::Page)s and the home page.
     pub(crate) nav_links: Arc<[super::NavLink]>,
+    /// The application's migrations, for readiness.
+    pub(crate) migrations: Vec<crate::store::Migrations>,
+    /// Discovery and keys, for readiness.
+    pub(crate) discovery: Arc<crate::idp::Discovery>,
+    pub(crate) jwks: Arc<crate::idp::Jwks>,
+    /// Set at SIGTERM/SIGINT: `/readyz` answers 503 from then on.
+    pub(crate) draining: std::sync::atomic::AtomicBool,
 }
 
 impl AppState {

@@ -16,6 +16,7 @@ mod notes;
 /// The notes example's application, mounted by the tests as its `main` mounts it.
 #[path = "../../examples/notes/notes.rs"]
 mod notes_app;
+mod ops;
 mod other_realm;
 mod password;
 mod proxy;

@@ -54,6 +54,28 @@ impl KeygateProcess {
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
+
+    /// Sends `SIG<name>` (e.g. `TERM`).
+    pub fn signal(&self, name: &str) {
+        let sent = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.pid().to_string())
+            .status()
+            .expect("run kill");
+        assert!(sent.success(), "kill -{name} failed");
+    }
+
+    /// Its exit code once it exits within `limit` (None: still running, or killed by a signal).
+    pub async fn wait_exit(&mut self, limit: std::time::Duration) -> Option<i32> {
+        let deadline = std::time::Instant::now() + limit;
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.code();
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        None
+    }
 }
 
 impl Drop for KeygateProcess {

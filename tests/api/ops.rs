@@ -1,0 +1,137 @@
+//! What operators rely on: readiness with the database gone, Keycloak gone and while draining,
+//! and a graceful drain with a request in flight.
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::helpers::*;
+
+#[actix_web::test]
+async fn readyz_is_ready_then_unready_when_the_database_cannot_be_opened() {
+    let app = spawn_app().await;
+    let r = app.get("/readyz").await;
+    assert_eq!(r.status(), 200);
+    let body: Value = json(r).await;
+    assert_eq!(body["status"], "ready");
+    assert_eq!(body["database"]["migrations"], "current");
+    assert_eq!(body["identity_provider"]["reachable"], true);
+    assert_eq!(body["identity_provider"]["discovery_cached"], true);
+    assert!(body["identity_provider"]["last_success"].as_i64().is_some());
+
+    // The database file is replaced by a directory: pooled connections would still read the old
+    // file, a fresh one cannot open it (even as root, unlike a chmod).
+    let db = app.app_state.settings.database_url.clone();
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{db}{suffix}"));
+    }
+    std::fs::create_dir(&db).unwrap();
+    let r = app.get("/readyz").await;
+    assert_eq!(r.status(), 503);
+    let body: Value = json(r).await;
+    assert_eq!(body["status"], "unready");
+    assert_eq!(body["database"]["ok"], false);
+}
+
+#[actix_web::test]
+async fn readyz_is_degraded_not_unready_while_keycloak_is_down() {
+    let mut proxy = FaultProxy::start().await;
+    let app = spawn_app_with(AppOptions {
+        issuer: proxy.issuer(),
+        ..Default::default()
+    })
+    .await;
+    // Through the proxy, so the token's issuer is the one keygate is configured with.
+    let grant = password_grant(
+        &proxy.issuer(),
+        "keygate",
+        Some("keygate-dev-secret"),
+        ("bob", "bob-password"),
+    )
+    .await;
+    let token = grant["access_token"].as_str().unwrap().to_string();
+    assert_eq!(
+        app.bearer_get("/api/me", &token).await.status(),
+        200,
+        "keys cached"
+    );
+    proxy.cut();
+    // The probe's answer is kept a moment; wait it out.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let body = loop {
+        let r = app.get("/readyz").await;
+        assert_eq!(
+            r.status(),
+            200,
+            "Keycloak down is not a reason to take traffic away"
+        );
+        let body: Value = json(r).await;
+        if body["status"] == "degraded" || Instant::now() > deadline {
+            break body;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert_eq!(body["status"], "degraded");
+    assert_eq!(body["identity_provider"]["reachable"], false);
+    assert!(body["identity_provider"]["keys_cached"].as_u64().unwrap() >= 1);
+    assert!(body["identity_provider"]["last_error"]["error"].is_string());
+    assert_eq!(
+        app.bearer_get("/api/me", &token).await.status(),
+        200,
+        "bearer tokens still work"
+    );
+    proxy.restore().await;
+}
+
+#[actix_web::test]
+async fn sigterm_drains_then_finishes_the_request_in_flight_and_exits_0() {
+    let upstream = spawn_upstream();
+    let mut server = KeygateProcess::start(&[
+        ("KEYGATE_UPSTREAM", upstream.address.clone()),
+        ("KEYGATE_DRAIN_SECONDS", "2".into()),
+        ("KEYGATE_SHUTDOWN_TIMEOUT_SECONDS", "10".into()),
+    ])
+    .await;
+    let token = demo_token(("bob", "bob-password")).await;
+    let slow = {
+        let url = format!("{}/slow", server.address);
+        let token = token.clone();
+        tokio::spawn(async move {
+            reqwest::Client::new()
+                .get(url)
+                .bearer_auth(token)
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let signalled = Instant::now();
+    server.signal("TERM");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let ready = reqwest::get(format!("{}/readyz", server.address))
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 503, "readyz turns 503 at once");
+    assert_eq!(json(ready).await["status"], "draining");
+    let still = reqwest::get(format!("{}/healthz", server.address))
+        .await
+        .unwrap();
+    assert_eq!(
+        still.status(),
+        200,
+        "the listener keeps serving while draining"
+    );
+
+    assert_eq!(
+        slow.await.unwrap().unwrap(),
+        200,
+        "the request in flight finished"
+    );
+    let status = server.wait_exit(Duration::from_secs(15)).await;
+    assert_eq!(status, Some(0), "exit status 0");
+    assert!(
+        signalled.elapsed() >= Duration::from_secs(2),
+        "it drained first"
+    );
+}
