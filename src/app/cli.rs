@@ -32,7 +32,7 @@ Logging: RUST_LOG (default info)."
 /// }
 /// ```
 pub async fn main(assemble: impl FnOnce(Keygate) -> Keygate) -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    init_logging();
     let mut args = std::env::args();
     let bin = args
         .next()
@@ -71,6 +71,71 @@ pub async fn main(assemble: impl FnOnce(Keygate) -> Keygate) -> ExitCode {
             eprintln!("keygate: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// env_logger (`RUST_LOG`, default `info`), in the format `KEYGATE_LOG_FORMAT` names: `text`
+/// (the default) or `json`, one object per line. Either way a line written while a request is
+/// served carries its request id.
+fn init_logging() {
+    use std::io::Write;
+    let json = match std::env::var("KEYGATE_LOG_FORMAT").as_deref() {
+        Ok("json") => true,
+        Ok("text") | Err(_) => false,
+        Ok(other) => {
+            eprintln!("KEYGATE_LOG_FORMAT: expected text or json, got {other:?}; using text");
+            false
+        }
+    };
+    let mut builder =
+        env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"));
+    if json {
+        builder.format(|buf, record| {
+            let mut fields = Fields(serde_json::Map::new());
+            let _ = record.key_values().visit(&mut fields);
+            let line = serde_json::json!({
+                "time": buf.timestamp_millis().to_string(),
+                "level": record.level().as_str(),
+                "target": record.target(),
+                "message": record.args().to_string(),
+                "request_id": crate::util::request_id::current().as_deref(),
+                "fields": fields.0,
+            });
+            writeln!(buf, "{line}")
+        });
+    } else {
+        builder.format(|buf, record| {
+            let level = record.level();
+            let style = buf.default_level_style(level);
+            write!(
+                buf,
+                "[{} {style}{level:<5}{style:#} {}",
+                buf.timestamp(),
+                record.target()
+            )?;
+            if let Some(id) = crate::util::request_id::current() {
+                write!(buf, " request_id={id}")?;
+            }
+            writeln!(buf, "] {}", record.args())
+        });
+    }
+    builder.init();
+}
+
+/// A log line's key-value fields, as JSON strings.
+struct Fields(serde_json::Map<String, serde_json::Value>);
+
+impl<'kvs> log::kv::VisitSource<'kvs> for Fields {
+    fn visit_pair(
+        &mut self,
+        key: log::kv::Key<'kvs>,
+        value: log::kv::Value<'kvs>,
+    ) -> Result<(), log::kv::Error> {
+        self.0.insert(
+            key.to_string(),
+            serde_json::Value::String(value.to_string()),
+        );
+        Ok(())
     }
 }
 

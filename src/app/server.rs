@@ -23,7 +23,9 @@ use crate::session::{spawn_purger, DbSessionStore, Refresher, RowCache, SessionL
 use crate::settings::{is_loopback, Settings};
 use crate::store;
 use crate::web::response::{render_bare_errors, store_failure};
-use crate::web::{carry_cookies, security_headers, AppState, Cookies, SecurityHeaders, Upstream};
+use crate::web::{
+    carry_cookies, security_headers, with_request_id, AppState, Cookies, SecurityHeaders, Upstream,
+};
 
 use super::builder::Parts;
 
@@ -111,9 +113,10 @@ impl Server {
                 .wrap(sessions)
                 .wrap(ErrorHandlers::new().default_handler(render_bare_errors))
                 .wrap(from_fn(security_headers))
+                .wrap(from_fn(with_request_id))
                 // %U is the path without the query: callback codes and states stay out of logs.
                 .wrap(
-                    Logger::new(r#"%a "%{method}xi %U" %s %b %Dms"#)
+                    Logger::new(r#"%a "%{method}xi %U" %s %b %Dms request_id=%{x-request-id}o"#)
                         .custom_request_replace("method", |req| req.method().to_string()),
                 )
                 .app_data(server_state.clone())

@@ -92,6 +92,25 @@ pub(crate) async fn security_headers(
     Ok(res)
 }
 
+/// Gives every request its id (a well-formed incoming `X-Request-Id`, or a new one): known to
+/// its log lines and error page, and sent back in `X-Request-Id` (and on to an upstream).
+pub(crate) async fn with_request_id(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let incoming = req.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok());
+    let id = crate::util::request_id::accept_or_make(incoming);
+    let mut res = crate::util::request_id::scope(id.clone(), next.call(req)).await?;
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        res.headers_mut()
+            .insert(HeaderName::from_static(REQUEST_ID), value);
+    }
+    Ok(res)
+}
+
+/// The request id's header.
+pub(crate) const REQUEST_ID: &str = "x-request-id";
+
 /// The headers [`security_headers`] adds, built once at start.
 pub(crate) struct SecurityHeaders(pub Vec<(HeaderName, HeaderValue)>);
 

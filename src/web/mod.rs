@@ -27,7 +27,7 @@ pub use auth::AuthError;
 pub(crate) use cookies::{carry_cookies, Cookies};
 pub use csrf::CsrfForm;
 pub use db::{AuditEvent, AuditLog, Db};
-pub(crate) use gate::{rules_gate, security_headers, SecurityHeaders};
+pub(crate) use gate::{rules_gate, security_headers, with_request_id, SecurityHeaders};
 pub(crate) use layout::NavLink;
 pub use layout::Page;
 pub(crate) use proxy::{Proxied, Upstream};

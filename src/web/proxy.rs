@@ -180,6 +180,11 @@ async fn upstream_headers(
             out.insert(HeaderName::from_static(name), v);
         }
     }
+    if let Some(id) = crate::util::request_id::current() {
+        if let Ok(v) = HeaderValue::from_str(&id) {
+            out.insert(HeaderName::from_static(super::gate::REQUEST_ID), v);
+        }
+    }
     if let Some(auth) = auth {
         let token = match state.settings.pass_access_token {
             true => access_token_of(req, auth).await.ok(),

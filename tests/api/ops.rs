@@ -135,3 +135,67 @@ async fn sigterm_drains_then_finishes_the_request_in_flight_and_exits_0() {
         "it drained first"
     );
 }
+
+#[actix_web::test]
+async fn json_logs_carry_the_request_id_which_the_answer_and_error_page_show() {
+    let server = KeygateProcess::start(&[
+        ("KEYGATE_LOG_FORMAT", "json".into()),
+        ("RUST_LOG", "info".into()),
+    ])
+    .await;
+    let client = reqwest::Client::new();
+    let r = client
+        .get(format!("{}/api/me", server.address))
+        .header("X-Request-Id", "test-req-42")
+        .bearer_auth("not.a.token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert_eq!(r.headers()["x-request-id"], "test-req-42");
+    let page = client
+        .get(format!("{}/no-such-page", server.address))
+        .header("X-Request-Id", "bad id\twith tab")
+        .send()
+        .await
+        .unwrap();
+    let made = page.headers()["x-request-id"].to_str().unwrap().to_string();
+    assert_ne!(made, "bad id\twith tab", "a malformed id is replaced");
+    assert!(page
+        .text()
+        .await
+        .unwrap()
+        .contains(&format!("<code id=\"request-id\">{made}</code>")));
+
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let log = server.log();
+    let lines: Vec<Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|_| panic!("not JSON: {l}")))
+        .collect();
+    for line in &lines {
+        for key in ["time", "level", "target", "message", "fields"] {
+            assert!(line.get(key).is_some(), "{key} in {line}");
+        }
+    }
+    let of_request: Vec<&Value> = lines
+        .iter()
+        .filter(|l| {
+            l["message"].as_str().unwrap_or("").contains("test-req-42")
+                || l["request_id"] == "test-req-42"
+        })
+        .collect();
+    assert!(
+        of_request
+            .iter()
+            .any(|l| l["request_id"] == "test-req-42"
+                && l["target"] != "actix_web::middleware::logger"),
+        "a line logged while serving the request carries its id: {log}"
+    );
+    assert!(
+        of_request
+            .iter()
+            .any(|l| l["target"] == "actix_web::middleware::logger"),
+        "the access log names the request id: {log}"
+    );
+}

@@ -28,6 +28,8 @@ struct ErrorPage<'a> {
     message: &'a str,
     retry_href: &'a str,
     retry_label: &'a str,
+    /// For the user to quote when reporting the error.
+    request_id: Option<std::sync::Arc<str>>,
 }
 
 /// Renders the error page. Every browser-facing error goes through here.
@@ -48,6 +50,7 @@ pub(crate) fn error_page_with_retry(
         message,
         retry_href,
         retry_label,
+        request_id: crate::util::request_id::current(),
     };
     let body = page.render().unwrap_or_else(|e| {
         log::error!("error page failed to render: {e}");

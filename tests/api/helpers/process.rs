@@ -31,7 +31,9 @@ impl KeygateProcess {
             )
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit());
+            .stderr(Stdio::from(
+                std::fs::File::create(dir.path().join("stderr.log")).expect("log file"),
+            ));
         for (k, v) in extra {
             command.env(k, v);
         }
@@ -49,6 +51,11 @@ impl KeygateProcess {
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
         panic!("the keygate binary did not answer /healthz within 10 s");
+    }
+
+    /// What it wrote to stderr so far (its log).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self._dir.path().join("stderr.log")).unwrap_or_default()
     }
 
     pub fn pid(&self) -> u32 {
