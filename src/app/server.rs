@@ -19,12 +19,15 @@ use crate::domain::revocations::{spawn_reloader, Revocations};
 use crate::domain::user_cache::UserCache;
 use crate::idp::{self, AccessTokens, Discovery, Grants, Jwks, KeycloakAdmin, LogoutTokens};
 use crate::session::store::load_failed;
-use crate::session::{spawn_purger, DbSessionStore, Refresher, RowCache, SessionLimits};
+use crate::session::{
+    spawn_purger, spawn_session_gauge, DbSessionStore, Refresher, RowCache, SessionLimits,
+};
 use crate::settings::{is_loopback, Settings};
 use crate::store;
 use crate::web::response::{render_bare_errors, store_failure};
 use crate::web::{
-    carry_cookies, security_headers, with_request_id, AppState, Cookies, SecurityHeaders, Upstream,
+    carry_cookies, count_requests, metrics_text, security_headers, with_request_id, AppState,
+    Cookies, SecurityHeaders, Upstream,
 };
 
 use super::builder::Parts;
@@ -33,6 +36,8 @@ use super::builder::Parts;
 pub struct Server {
     port: u16,
     server: actix_web::dev::Server,
+    /// The `/metrics` listener of `KEYGATE_METRICS_BIND`, when there is one.
+    metrics: Option<actix_web::dev::Server>,
     state: web::Data<AppState>,
 }
 
@@ -64,6 +69,7 @@ impl Server {
         state.migrations = app_migrations;
         let state = web::Data::new(state);
         spawn_reloader(pool.clone(), state.revocations.clone());
+        spawn_session_gauge(pool.clone(), std::time::Duration::from_secs(30));
         spawn_purger(
             pool.clone(),
             std::time::Duration::from_secs(300),
@@ -113,6 +119,7 @@ impl Server {
                 .wrap(sessions)
                 .wrap(ErrorHandlers::new().default_handler(render_bare_errors))
                 .wrap(from_fn(security_headers))
+                .wrap(from_fn(count_requests))
                 .wrap(from_fn(with_request_id))
                 // %U is the path without the query: callback codes and states stay out of logs.
                 .wrap(
@@ -140,7 +147,12 @@ impl Server {
         .listen(listener)?
         .run();
         log::info!("keygate listening on {addr}, public URL {public_url}");
+        let metrics = match &state.settings.metrics_bind {
+            Some(bind) => Some(metrics_server(bind)?),
+            None => None,
+        };
         Ok(Server {
+            metrics,
             port: addr.port(),
             server,
             state,
@@ -171,6 +183,11 @@ impl Server {
         let handle = self.server.handle();
         let state = self.state.clone();
         let mut server = self.server;
+        let metrics = self.metrics.map(|m| {
+            let handle = m.handle();
+            tokio::spawn(m);
+            handle
+        });
         tokio::select! {
             done = &mut server => return done,
             signal = stop_signal() => {
@@ -183,9 +200,28 @@ impl Server {
         }
         let stopping = handle.stop(true);
         let (done, ()) = tokio::join!(server, stopping);
+        if let Some(metrics) = metrics {
+            metrics.stop(true).await;
+        }
         log::info!("stopped");
         done
     }
+}
+
+/// `/metrics` alone on a listener of its own (`KEYGATE_METRICS_BIND`), one worker.
+fn metrics_server(bind: &str) -> anyhow::Result<actix_web::dev::Server> {
+    let listener = TcpListener::bind(bind)
+        .with_context(|| format!("KEYGATE_METRICS_BIND: cannot listen on {bind}"))?;
+    log::info!("metrics on http://{}/metrics", listener.local_addr()?);
+    Ok(
+        HttpServer::new(|| {
+            App::new().route("/metrics", web::get().to(|| async { metrics_text() }))
+        })
+        .workers(1)
+        .disable_signals()
+        .listen(listener)?
+        .run(),
+    )
 }
 
 /// The first SIGTERM or SIGINT.

@@ -98,6 +98,12 @@ pub fn provision(
 }
 
 fn record_sign_in(conn: &mut DbConn, user: &User, a: &SignInAudit<'_>) -> Result<(), DbError> {
+    let method = if a.method == "password" {
+        "password"
+    } else {
+        "code"
+    };
+    crate::util::metrics::login(method, user.is_active);
     let (kind, detail) = if user.is_active {
         (AuditKind::Login, a.method.to_string())
     } else {

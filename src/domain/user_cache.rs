@@ -78,9 +78,12 @@ impl UserCache {
     }
 
     fn lookup(&self, key: &Key) -> Option<Arc<UserSnapshot>> {
-        let map = self.map.lock().ok()?;
-        let (snapshot, at) = map.get(key)?;
-        (at.elapsed() < TTL).then(|| snapshot.clone())
+        let found = self.map.lock().ok().and_then(|map| {
+            let (snapshot, at) = map.get(key)?;
+            (at.elapsed() < TTL).then(|| snapshot.clone())
+        });
+        crate::util::metrics::cache("users", found.is_some());
+        found
     }
 
     fn insert(&self, key: Key, snapshot: Arc<UserSnapshot>) {

@@ -2,6 +2,7 @@
 //! client-credentials grant (the client's service account holds `manage-users`), cached until
 //! shortly before it expires. Never a hard-coded admin token (seed 001).
 
+use crate::idp::http::SendObserved;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -85,7 +86,7 @@ impl KeycloakAdmin {
                 ("client_id", self.discovery.client_id()),
                 ("client_secret", self.discovery.client_secret()),
             ])
-            .send()
+            .send_observed()
             .await
             .map_err(|e| Unavailable(error_chain(&e)))?;
         if !response.status().is_success() {
@@ -115,7 +116,7 @@ impl KeycloakAdmin {
         let token = self.token().await?;
         Ok(build(self.discovery.http(), &self.admin_url)
             .bearer_auth(token)
-            .send()
+            .send_observed()
             .await
             .map_err(|e| Unavailable(error_chain(&e)))?)
     }

@@ -2,6 +2,7 @@
 //! while Keycloak is down on every call, so keygate recovers without a restart. Every idp client
 //! holds one shared [`Discovery`].
 
+use crate::idp::http::SendObserved;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -182,7 +183,14 @@ impl Discovery {
             }
         }
         let url = format!("{}/.well-known/openid-configuration", self.issuer.as_str());
-        let answer = match self.idp.0.get(&url).timeout(PROBE_TIMEOUT).send().await {
+        let answer = match self
+            .idp
+            .0
+            .get(&url)
+            .timeout(PROBE_TIMEOUT)
+            .send_observed()
+            .await
+        {
             Ok(r) if r.status().is_success() => Ok(()),
             Ok(r) => Err(Unavailable(format!("{url} answered {}", r.status()))),
             Err(e) => Err(Unavailable(format!("{url}: {}", error_chain(&e)))),
@@ -206,6 +214,7 @@ impl Discovery {
                 ))
             });
         self.record(&metadata.as_ref().map(|_| ()).map_err(Clone::clone));
+        crate::util::metrics::discovery_fetch(metadata.is_ok());
         let metadata = metadata?;
         let client = CoreClient::from_provider_metadata(
             metadata.clone(),

@@ -1,6 +1,7 @@
 //! The grant operations of keygate's confidential client: the authorization-code flow with
 //! state, nonce and PKCE, the password grant, refresh, revocation and RP-initiated logout.
 
+use crate::idp::http::SendObserved;
 use std::sync::Arc;
 
 use openidconnect::core::{CoreAuthenticationFlow, CoreTokenResponse};
@@ -201,7 +202,7 @@ impl Grants {
                 ("client_id", self.discovery.client_id()),
                 ("client_secret", self.discovery.client_secret()),
             ])
-            .send()
+            .send_observed()
             .await
             .map_err(|e| Unavailable(error_chain(&e)))?;
         if response.status().is_success() {

@@ -1,10 +1,10 @@
 //! The HTTP client keygate talks to Keycloak through, and how it reads Keycloak's answers.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::util::error_chain;
+use crate::util::{error_chain, metrics};
 
 /// Largest JSON body keygate reads from the identity provider (JWKS, userinfo, error bodies).
 const MAX_PROVIDER_BODY: usize = 1024 * 1024;
@@ -43,12 +43,49 @@ impl<'c> openidconnect::AsyncHttpClient<'c> for IdpHttp {
 
     fn call(&'c self, request: openidconnect::HttpRequest) -> Self::Future {
         Box::pin(async move {
-            let response = self.0.call(request).await?;
+            let endpoint = metrics::keycloak_endpoint(request.uri().path());
+            let started = Instant::now();
+            let response = self.0.call(request).await;
+            let outcome = match &response {
+                Ok(r) if r.status().is_server_error() => "server_error",
+                Ok(r) if r.status().is_client_error() => "client_error",
+                Ok(_) => "ok",
+                Err(_) => "unreachable",
+            };
+            metrics::keycloak(endpoint, outcome, started.elapsed());
+            let response = response?;
             if response.status().is_server_error() {
                 return Err(IdpHttpError::ServerError(response.status().as_u16()));
             }
             Ok(response)
         })
+    }
+}
+
+/// `send()` for keygate's own requests to Keycloak (keys, admin API, probes), counted and timed
+/// by endpoint like openidconnect's.
+pub(crate) trait SendObserved {
+    /// Sends the request, recording its endpoint, outcome and latency.
+    fn send_observed(
+        self,
+    ) -> impl std::future::Future<Output = Result<reqwest::Response, reqwest::Error>> + Send;
+}
+
+impl SendObserved for reqwest::RequestBuilder {
+    async fn send_observed(self) -> Result<reqwest::Response, reqwest::Error> {
+        let (client, request) = self.build_split();
+        let request = request?;
+        let endpoint = metrics::keycloak_endpoint(request.url().path());
+        let started = Instant::now();
+        let response = client.execute(request).await;
+        let outcome = match &response {
+            Ok(r) if r.status().is_server_error() => "server_error",
+            Ok(r) if r.status().is_client_error() => "client_error",
+            Ok(_) => "ok",
+            Err(_) => "unreachable",
+        };
+        metrics::keycloak(endpoint, outcome, started.elapsed());
+        response
     }
 }
 

@@ -1,6 +1,7 @@
 //! The realm's signing keys from its JWKS: cached, and fetched again when a token names an
 //! unknown `kid` (at most once per [`MIN_REFETCH`]). Only asymmetric keys for signing are kept.
 
+use crate::idp::http::SendObserved;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -112,6 +113,7 @@ impl Jwks {
         let provider = self.discovery.provider().await?;
         let url = provider.metadata.jwks_uri().url().clone();
         let fetched = self.fetch_keys(url).await;
+        crate::util::metrics::jwks_fetch(fetched.is_ok());
         let mut set = self
             .keys
             .write()
@@ -128,7 +130,7 @@ impl Jwks {
             .discovery
             .http()
             .get(url)
-            .send()
+            .send_observed()
             .await
             .map_err(|e| error_chain(&e))?;
         if !response.status().is_success() {

@@ -35,6 +35,24 @@ pub(crate) enum TokenError {
     KeysUnavailable(#[from] Unavailable),
 }
 
+impl TokenError {
+    /// The metrics label of the refusal.
+    pub(crate) fn label(&self) -> &'static str {
+        match self {
+            TokenError::Malformed(_) => "malformed",
+            TokenError::Algorithm(_) => "algorithm",
+            TokenError::UnknownKey => "unknown_key",
+            TokenError::Signature => "signature",
+            TokenError::Expired => "expired",
+            TokenError::Premature => "not_yet_valid",
+            TokenError::Issuer => "issuer",
+            TokenError::Audience { .. } => "audience",
+            TokenError::NotAccessToken(_) => "not_access_token",
+            TokenError::KeysUnavailable(_) => "keys_unavailable",
+        }
+    }
+}
+
 /// Verifies `token`'s signature with a realm key and its `iss`, `exp` and `nbf` (with
 /// `leeway`); `adjust` sets the rest of the validation for the kind of token. Returns the claims.
 pub(super) async fn verify_signed(

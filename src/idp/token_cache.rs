@@ -23,6 +23,12 @@ pub(super) fn digest(token: &str) -> [u8; 32] {
 impl TokenCache {
     /// The cached claims of a token, while it has not expired (with `leeway`).
     pub(super) fn get(&self, hash: &[u8; 32], leeway: i64) -> Option<Arc<AccessClaims>> {
+        let found = self.lookup(hash, leeway);
+        crate::util::metrics::cache("tokens", found.is_some());
+        found
+    }
+
+    fn lookup(&self, hash: &[u8; 32], leeway: i64) -> Option<Arc<AccessClaims>> {
         let map = self.map.lock().ok()?;
         let hit = map.get(hash)?;
         // Expired entries are refused here and swept on insert.

@@ -1,6 +1,7 @@
 //! Userinfo: profile claims Keycloak may add to a login. A convenience, never a reason to fail a
 //! login, and never allowed to change what the ID token vouches for.
 
+use crate::idp::http::SendObserved;
 use serde_json::Value;
 
 use super::discovery::Provider;
@@ -37,7 +38,7 @@ pub(super) async fn overlay(
     let response = match http
         .get(endpoint.url().clone())
         .bearer_auth(access_token)
-        .send()
+        .send_observed()
         .await
     {
         Ok(r) => r,

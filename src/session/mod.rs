@@ -26,7 +26,7 @@ pub(crate) use format::{keep_newer_tokens, state_with_auth, SessionIndex};
 
 pub(crate) use cache::RowCache;
 pub(crate) use refresh::{RefreshError, Refresher};
-pub(crate) use store::{spawn_purger, DbSessionStore};
+pub(crate) use store::{spawn_purger, spawn_session_gauge, DbSessionStore};
 
 use format::{AUTH_KEY, CSRF_KEY, PENDING_KEY};
 

@@ -15,6 +15,7 @@ use crate::domain::audit::{Audit, AuditContext, AuditKind};
 use crate::domain::revocations::{Revocations, Revoke};
 use crate::idp::{GrantError, Grants, Unavailable};
 use crate::store::{self as db, sessions as session_row, DbError, Pool};
+use crate::util::metrics;
 use crate::util::{now, random_token};
 
 /// Longest a refresher may hold the lease (it is released at once when done). Under the lease
@@ -111,9 +112,13 @@ impl Refresher {
     ) -> Result<AuthSession, RefreshError> {
         let login_id = stale.login_id.clone();
         let deadline = tokio::time::Instant::now() + WAIT;
+        let mut waited = false;
         loop {
             let current = self.read(&login_id).await?;
             if reusable(&current, stale, force) {
+                if waited {
+                    metrics::refresh("waited");
+                }
                 return Ok(current);
             }
             // Whatever can be slow and needs no lease runs before it is taken.
@@ -126,7 +131,9 @@ impl Refresher {
                 };
                 return self.refresh_holding_lease(&lease, stale, force, ctx).await;
             }
+            waited = true;
             if tokio::time::Instant::now() >= deadline {
+                metrics::refresh("unavailable");
                 return Err(RefreshError::Unavailable(Unavailable(
                     "timed out waiting for another refresh of this session".into(),
                 )));
@@ -152,6 +159,7 @@ impl Refresher {
         };
         if reusable(&current, stale, force) {
             self.release(lease, None).await;
+            metrics::refresh("waited");
             return Ok(current);
         }
         let Some(refresh_token) = current.tokens.refresh_token.clone() else {
@@ -168,16 +176,19 @@ impl Refresher {
                 next.tokens = tokens.into();
                 next.tokens.id_token = id_token;
                 self.release(lease, Some((&next, ctx))).await;
+                metrics::refresh("done");
                 log::info!("refreshed the access token of user {}", next.user_id);
                 Ok(next)
             }
             Err(GrantError::Rejected { error, description }) => {
                 let why = format!("{error}: {description}");
+                metrics::refresh("refused");
                 self.end_login(&current, &why, ctx).await;
                 Err(RefreshError::Ended(format!("{error}: {description}")))
             }
             Err(GrantError::Unavailable(u)) => {
                 self.release(lease, None).await;
+                metrics::refresh("unavailable");
                 Err(RefreshError::Unavailable(u))
             }
             Err(other) => {

@@ -194,6 +194,21 @@ impl SessionStore for DbSessionStore {
 
 /// Every `every`, for as long as the server runs: deletes expired sessions and audit events
 /// older than `audit_retention_days`.
+/// Counts the open sessions for the `keygate_sessions_open` gauge every `every`: one query per
+/// interval, not one per scrape.
+pub(crate) fn spawn_session_gauge(pool: Pool, every: std::time::Duration) {
+    actix_web::rt::spawn(async move {
+        let mut tick = actix_web::rt::time::interval(every);
+        loop {
+            tick.tick().await;
+            match db::run(&pool, |conn| Ok(session_row::count_open(conn, now())?)).await {
+                Ok(n) => crate::util::metrics::sessions_open(n),
+                Err(e) => log::warn!("could not count the open sessions: {e}"),
+            }
+        }
+    });
+}
+
 pub(crate) fn spawn_purger(pool: Pool, every: std::time::Duration, audit_retention_days: u32) {
     actix_web::rt::spawn(async move {
         let mut tick = actix_web::rt::time::interval(every);

@@ -164,6 +164,9 @@ pub struct Settings {
     /// After SIGTERM or SIGINT, how long `/readyz` answers 503 while the listener still serves
     /// (`KEYGATE_DRAIN_SECONDS`, default 5), so load balancers stop sending first.
     pub drain: Duration,
+    /// A listener of its own for `/metrics` (`KEYGATE_METRICS_BIND`, e.g. `0.0.0.0:9100`);
+    /// unset, the main listener serves them to loopback clients only.
+    pub metrics_bind: Option<String>,
     /// Then how long requests in flight get to finish (`KEYGATE_SHUTDOWN_TIMEOUT_SECONDS`,
     /// default 30).
     pub shutdown_timeout: Duration,
@@ -310,6 +313,7 @@ impl Settings {
                 .collect(),
             cookie_domain: get("KEYGATE_COOKIE_DOMAIN").map(|d| d.trim().to_ascii_lowercase()),
             pass_access_token: parse_bool(&get, "KEYGATE_PASS_ACCESS_TOKEN", false)?,
+            metrics_bind: get("KEYGATE_METRICS_BIND"),
             drain: Duration::from_secs(parse_range(&get, "KEYGATE_DRAIN_SECONDS", 5, 0..=600)?),
             shutdown_timeout: Duration::from_secs(parse_range(
                 &get,

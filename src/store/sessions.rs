@@ -47,6 +47,18 @@ pub(crate) fn load_row(
         .optional()
 }
 
+/// Signed-in sessions that have not expired.
+pub(crate) fn count_open(conn: &mut DbConn, now: i64) -> QueryResult<i64> {
+    sessions::table
+        .filter(
+            sessions::user_id
+                .is_not_null()
+                .and(sessions::expires_at.gt(now)),
+        )
+        .count()
+        .get_result(conn)
+}
+
 pub(crate) fn insert(conn: &mut DbConn, row: &SessionRow<'_>) -> QueryResult<()> {
     diesel::insert_into(sessions::table)
         .values(row)

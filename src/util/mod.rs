@@ -2,6 +2,7 @@
 //! Uses no other part of keygate.
 
 mod crypto;
+pub(crate) mod metrics;
 pub mod request_id;
 
 pub use crypto::random_token;

@@ -24,6 +24,7 @@ use crate::domain::user_cache::UserSnapshot;
 use crate::idp::{AccessClaims, TokenError, Unavailable};
 use crate::store::social_accounts::KEYCLOAK;
 use crate::store::{self, DbError, SocialAccount, User};
+use crate::util::metrics;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum AuthSource {
@@ -218,11 +219,20 @@ async fn authenticate_once(req: &HttpRequest) -> Result<Authenticated, AuthError
                     "Authorization header is not `Bearer <token>`".into(),
                 )))
             })?;
-        let claims = validate(&state, token).await.map_err(&fail)?;
+        let claims = validate(&state, token).await.map_err(|f| {
+            metrics::bearer(match &f {
+                Failure::Invalid(e) => e.label(),
+                Failure::Unavailable(_) => "keys_unavailable",
+                _ => "error",
+            });
+            fail(f)
+        })?;
         if state.revocations.token_revoked(&claims.claims) {
             log::info!("refused a bearer token of a session that was logged out");
+            metrics::bearer("revoked");
             return Err(fail(Failure::Revoked));
         }
+        metrics::bearer("ok");
         let snapshot = user_for_claims(&state, &claims.sub, claims.claims.clone())
             .await
             .map_err(&fail)?;

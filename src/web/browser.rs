@@ -117,6 +117,7 @@ pub(super) async fn authenticate(
         let hit = state
             .browsers
             .get(cookie.value(), &state.revocations, &state.session_limits);
+        crate::util::metrics::cache("browsers", hit.is_some());
         if let Some((snapshot, claims, token)) = hit {
             // The TOKEN cookie counts when it is the session's own token.
             let source = match req.cookie(state.cookies.token) {

@@ -28,6 +28,11 @@ pub(crate) fn audit_context(req: &HttpRequest) -> AuditContext {
     }
 }
 
+/// The client's address as [`audit_context`] finds it.
+pub(crate) fn client_ip(req: &HttpRequest) -> Option<IpAddr> {
+    audit_context(req).ip.and_then(|ip| ip.parse().ok())
+}
+
 /// The address `hops` entries from the right of the configured header, if it parses as one, and
 /// only from a trusted proxy when a list of them is configured. What the client wrote further left
 /// is never read; a header that says nothing usable leaves the peer address.

@@ -108,6 +108,38 @@ pub(crate) async fn with_request_id(
     Ok(res)
 }
 
+/// Counts and times every request by its route pattern (`/admin/users/{id}`; `proxy` for what
+/// went to the upstream, `unmatched` for the 404s), never by its raw path.
+pub(crate) async fn count_requests(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let started = std::time::Instant::now();
+    let method: &'static str = match req.method().as_str() {
+        "GET" => "GET",
+        "HEAD" => "HEAD",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "PATCH" => "PATCH",
+        "DELETE" => "DELETE",
+        "OPTIONS" => "OPTIONS",
+        _ => "other",
+    };
+    let res = next.call(req).await?;
+    let proxied = res
+        .response()
+        .extensions()
+        .get::<super::Proxied>()
+        .is_some();
+    let route = match res.request().match_pattern() {
+        Some(pattern) => pattern,
+        None if proxied => "proxy".into(),
+        None => "unmatched".into(),
+    };
+    crate::util::metrics::http_request(&route, method, res.status().as_u16(), started.elapsed());
+    Ok(res)
+}
+
 /// The request id's header.
 pub(crate) const REQUEST_ID: &str = "x-request-id";
 

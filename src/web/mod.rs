@@ -13,7 +13,7 @@ mod cookies;
 mod csrf;
 mod db;
 mod gate;
-mod handlers;
+pub(crate) mod handlers;
 mod layout;
 mod proxy;
 pub(crate) mod response;
@@ -24,10 +24,14 @@ mod state;
 mod user;
 
 pub use auth::AuthError;
+pub(crate) use client::client_ip;
 pub(crate) use cookies::{carry_cookies, Cookies};
 pub use csrf::CsrfForm;
 pub use db::{AuditEvent, AuditLog, Db};
-pub(crate) use gate::{rules_gate, security_headers, with_request_id, SecurityHeaders};
+pub(crate) use gate::{
+    count_requests, rules_gate, security_headers, with_request_id, SecurityHeaders,
+};
+pub(crate) use handlers::ops::metrics_text;
 pub(crate) use layout::NavLink;
 pub use layout::Page;
 pub(crate) use proxy::{Proxied, Upstream};

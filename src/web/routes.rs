@@ -18,6 +18,7 @@ pub const RESERVED: &[&str] = &[
     "/",
     "/healthz",
     "/readyz",
+    "/metrics",
     "/auth",
     "/login",
     "/logout",
@@ -70,6 +71,7 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig, proxy: bool) {
     }))
     .route("/healthz", web::get().to(site::health))
     .route("/readyz", web::get().to(ops::readyz))
+    .route("/metrics", web::get().to(ops::metrics))
     .route("/auth", web::get().to(forward_auth::check))
     .route("/login", web::get().to(login::login_page))
     .route(

@@ -199,3 +199,70 @@ async fn json_logs_carry_the_request_id_which_the_answer_and_error_page_show() {
         "the access log names the request id: {log}"
     );
 }
+
+#[actix_web::test]
+async fn metrics_count_by_route_pattern_and_never_name_a_user() {
+    let app = spawn_app().await;
+    app.login(("bob", "bob-password"), "/").await;
+    let token = demo_token(("bob", "bob-password")).await;
+    assert_eq!(app.bearer_get("/api/me", &token).await.status(), 200);
+    assert_eq!(app.bearer_get("/api/me", "not.a.token").await.status(), 401);
+    assert_eq!(app.get("/admin/users/123456").await.status(), 403);
+    let r = app.get("/metrics").await;
+    assert_eq!(r.status(), 200);
+    let text = r.text().await.unwrap();
+    for wanted in [
+        r#"keygate_http_requests_total{route="/api/me",method="GET",status="200"}"#,
+        r#"keygate_http_requests_total{route="/admin/users/{id}",method="GET",status="403"}"#,
+        r#"keygate_http_request_duration_seconds_count{route="/api/me",method="GET"}"#,
+        r#"keygate_logins_total{method="code",outcome="ok"}"#,
+        r#"keygate_bearer_validations_total{result="ok"}"#,
+        r#"keygate_bearer_validations_total{result="malformed"}"#,
+        r#"keygate_keycloak_requests_total{endpoint="token",outcome="ok"}"#,
+        r#"keygate_keycloak_request_duration_seconds_count{endpoint="token"}"#,
+        r#"keygate_discovery_fetches_total{outcome="ok"}"#,
+        r#"keygate_jwks_fetches_total{outcome="ok"}"#,
+        r#"keygate_cache_lookups_total{cache="users","#,
+        "keygate_sessions_open",
+    ] {
+        assert!(text.contains(wanted), "{wanted} missing from:\n{text}");
+    }
+    for leak in ["bob", "123456", &token[..20], "127.0.0.1"] {
+        assert!(!text.contains(leak), "the metrics name {leak:?}");
+    }
+
+    // Behind a trusted proxy, a client from elsewhere is refused.
+    let proxied = spawn_app_with(AppOptions {
+        extra: vec![("KEYGATE_TRUST_FORWARDED", "true".into())],
+        ..Default::default()
+    })
+    .await;
+    let r = proxied
+        .client
+        .get(proxied.url("/metrics"))
+        .header("X-Forwarded-For", "203.0.113.9")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+}
+
+#[actix_web::test]
+async fn metrics_bind_moves_metrics_to_a_listener_of_their_own() {
+    let port = closed_port();
+    let app = spawn_app_with(AppOptions {
+        extra: vec![("KEYGATE_METRICS_BIND", format!("127.0.0.1:{port}"))],
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(app.get("/metrics").await.status(), 404);
+    let r = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("keygate_http_requests_total"));
+}

@@ -277,7 +277,19 @@ pub(crate) async fn callback(
     session: TypedSession,
     query: web::Query<CallbackQuery>,
 ) -> Result<HttpResponse, LoginError> {
-    let query = query.into_inner();
+    let answer = finish_code_flow(ctx, state, session, query.into_inner()).await;
+    if answer.is_err() {
+        crate::util::metrics::login("code", false);
+    }
+    answer
+}
+
+async fn finish_code_flow(
+    ctx: AuditContext,
+    state: web::Data<AppState>,
+    session: TypedSession,
+    query: CallbackQuery,
+) -> Result<HttpResponse, LoginError> {
     if let Some(error) = query.error {
         // Consume the pending login too, so the state cannot be used again.
         if let Some(s) = &query.state {

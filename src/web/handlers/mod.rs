@@ -8,7 +8,7 @@ pub(super) mod forward_auth;
 pub(super) mod home;
 pub(super) mod login;
 pub(super) mod logout;
-pub(super) mod ops;
+pub(crate) mod ops;
 pub(super) mod password;
 pub(super) mod register;
 pub(super) mod site;

@@ -9,6 +9,34 @@ use crate::store;
 use crate::web::response::NO_STORE;
 use crate::web::AppState;
 
+/// `GET /metrics` on the main listener: Prometheus' text format, for clients on this machine
+/// only (after the trusted-proxy rules, so a proxy on loopback does not open it to everyone);
+/// 404 when `KEYGATE_METRICS_BIND` serves them on a listener of their own.
+pub(crate) async fn metrics(
+    req: actix_web::HttpRequest,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    if state.settings.metrics_bind.is_some() {
+        return crate::web::response::not_found_page();
+    }
+    let client = crate::web::client_ip(&req);
+    if !client.is_some_and(|ip| ip.is_loopback()) {
+        log::warn!("refused /metrics to a client that is not on this machine");
+        return HttpResponse::Forbidden()
+            .content_type("text/plain")
+            .body("metrics are served to loopback clients only; set KEYGATE_METRICS_BIND\n");
+    }
+    metrics_text()
+}
+
+/// The metrics as Prometheus scrapes them.
+pub(crate) fn metrics_text() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
+        .insert_header(NO_STORE)
+        .body(crate::util::metrics::render())
+}
+
 /// 200 `ready`; 200 `degraded` while Keycloak is out of reach (sessions and bearer tokens keep
 /// working from cached keys); 503 `unready` when the database does not answer through a fresh
 /// connection or a migration is pending; 503 `draining` from SIGTERM on.

@@ -16,6 +16,7 @@ use crate::web::AppState;
 
 /// A failed sign-in that has no local user to attach to.
 fn failed(detail: String) -> Audit {
+    crate::util::metrics::login("password", false);
     Audit::new(AuditKind::LoginFailed, None, detail)
 }
 

@@ -124,6 +124,7 @@ pub(crate) async fn register_submit(
     };
     let result = register(&state.admin, &state.pool, &valid, &ctx).await;
     attempt.keep();
+    crate::util::metrics::login("registration", result.is_ok());
     match result {
         Ok(_) => see_other(&keycloak_login_path(
             &NextUrl::home(),
