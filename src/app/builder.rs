@@ -168,6 +168,12 @@ impl Keygate {
         tokio::task::spawn_blocking(move || store::migrate(&pool, &migrations)).await?
     }
 
+    /// Checks the Keycloak side of the configuration through the admin API and prints one line
+    /// per check (the `doctor` command); `Ok(true)` when no required check failed.
+    pub async fn doctor(&self) -> anyhow::Result<bool> {
+        super::server::doctor(&self.settings).await
+    }
+
     /// Checks the mounts, migrates the database, and starts listening on `KEYGATE_BIND`.
     pub async fn start(self) -> anyhow::Result<Server> {
         if !self.problems.is_empty() {

@@ -11,6 +11,7 @@ fn help(bin: &str) -> String {
 Usage:
   {bin}            migrate the database, then serve
   {bin} migrate    apply database migrations (keygate's, then the application's) and exit
+  {bin} doctor     check the Keycloak client's and realm's settings; exit 0 when all pass
   {bin} --help     show this help
 
 Configuration comes from environment variables (see keygate's README), among them:
@@ -50,7 +51,7 @@ pub async fn main(assemble: impl FnOnce(Keygate) -> Keygate) -> ExitCode {
         println!("{}", help(&bin));
         return ExitCode::SUCCESS;
     }
-    if !matches!(command, None | Some("migrate")) || args.len() > 1 {
+    if !matches!(command, None | Some("migrate" | "doctor")) || args.len() > 1 {
         eprintln!("{bin}: unknown arguments {args:?}; see {bin} --help");
         return ExitCode::from(2);
     }
@@ -63,6 +64,11 @@ pub async fn main(assemble: impl FnOnce(Keygate) -> Keygate) -> ExitCode {
     };
     let result = match command {
         Some("migrate") => keygate.migrate().await,
+        Some("doctor") => match keygate.doctor().await {
+            Ok(true) => Ok(()),
+            Ok(false) => return ExitCode::FAILURE,
+            Err(e) => Err(e),
+        },
         _ => serve(keygate).await,
     };
     match result {

@@ -14,6 +14,7 @@ use actix_web::{web, App, HttpServer};
 use anyhow::Context;
 use url::Url;
 
+use crate::domain::doctor::Verdict;
 use crate::domain::rate_limit::FailureLimiter;
 use crate::domain::revocations::{spawn_reloader, Revocations};
 use crate::domain::user_cache::UserCache;
@@ -68,6 +69,7 @@ impl Server {
         state.nav_links = nav_links.into();
         state.migrations = app_migrations;
         let state = web::Data::new(state);
+        spawn_doctor(state.clone());
         spawn_reloader(pool.clone(), state.revocations.clone());
         spawn_session_gauge(pool.clone(), std::time::Duration::from_secs(30));
         spawn_purger(
@@ -222,6 +224,44 @@ fn metrics_server(bind: &str) -> anyhow::Result<actix_web::dev::Server> {
         .listen(listener)?
         .run(),
     )
+}
+
+/// The doctor's checks at start, as warnings: never fatal, and nothing but one line while
+/// Keycloak cannot be reached.
+fn spawn_doctor(state: web::Data<AppState>) {
+    actix_web::rt::spawn(async move {
+        match crate::domain::doctor::run(&state.settings, &state.public_url, &state.admin).await {
+            Ok(checks) => {
+                for check in checks.iter().filter(|c| c.verdict != Verdict::Ok) {
+                    log::warn!("keygate doctor: {check}");
+                }
+            }
+            Err(e) => log::warn!("keygate doctor skipped at start: {e}"),
+        }
+    });
+}
+
+/// `keygate doctor`: every check printed, `Ok(true)` when none failed.
+pub(super) async fn doctor(settings: &Settings) -> anyhow::Result<bool> {
+    let public_url = match &settings.public_url {
+        Some(url) => url.clone(),
+        None => Url::parse(&format!("http://{}", settings.bind))?,
+    };
+    let discovery = Arc::new(Discovery::new(settings, &public_url, idp::http_client()?)?);
+    let admin = KeycloakAdmin::new(settings.issuer(), discovery);
+    let checks = crate::domain::doctor::run(settings, &public_url, &admin)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot check Keycloak: {e}"))?;
+    for check in &checks {
+        println!("{check}");
+    }
+    let failed = checks.iter().filter(|c| c.verdict == Verdict::Fail).count();
+    println!(
+        "{} checks, {failed} failed, {} warnings",
+        checks.len(),
+        checks.iter().filter(|c| c.verdict == Verdict::Warn).count()
+    );
+    Ok(failed == 0)
 }
 
 /// The first SIGTERM or SIGINT.

@@ -7,6 +7,7 @@
 pub(crate) mod admin_actions;
 pub(crate) mod audit;
 pub(crate) mod backchannel;
+pub(crate) mod doctor;
 pub(crate) mod next_url;
 pub(crate) mod own_sessions;
 pub mod provisioning;

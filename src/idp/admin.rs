@@ -29,6 +29,14 @@ pub(crate) enum AdminError {
     Failed(String),
 }
 
+/// An admin API read.
+pub(crate) enum Read {
+    Found(Value),
+    /// 403: the service account may not read this.
+    Forbidden,
+    Missing,
+}
+
 /// A user to create in Keycloak.
 pub(crate) struct NewKeycloakUser<'a> {
     pub username: &'a str,
@@ -73,6 +81,22 @@ impl KeycloakAdmin {
                 }
             }
         }
+        let body = self.grant(None).await?;
+        // Renew a little early so a token never expires in flight.
+        let lifetime = body.expires_in.unwrap_or(60).saturating_sub(15).max(1);
+        let valid_until = Instant::now() + Duration::from_secs(lifetime);
+        if let Ok(mut guard) = self.token.lock() {
+            *guard = Some((Secret::new(body.access_token.clone()), valid_until));
+        }
+        Ok(body.access_token)
+    }
+
+    /// A fresh client-credentials token with `scope=openid`, as a sign-in's token has it.
+    pub(crate) async fn openid_token(&self) -> Result<String, AdminError> {
+        Ok(self.grant(Some("openid")).await?.access_token)
+    }
+
+    async fn grant(&self, scope: Option<&str>) -> Result<TokenResponse, AdminError> {
         let provider = self.discovery.provider().await?;
         let endpoint = provider
             .token_endpoint()
@@ -81,11 +105,15 @@ impl KeycloakAdmin {
             .discovery
             .http()
             .post(endpoint)
-            .form(&[
-                ("grant_type", "client_credentials"),
-                ("client_id", self.discovery.client_id()),
-                ("client_secret", self.discovery.client_secret()),
-            ])
+            .form(&{
+                let mut form = vec![
+                    ("grant_type", "client_credentials"),
+                    ("client_id", self.discovery.client_id()),
+                    ("client_secret", self.discovery.client_secret()),
+                ];
+                form.extend(scope.map(|s| ("scope", s)));
+                form
+            })
             .send_observed()
             .await
             .map_err(|e| Unavailable(error_chain(&e)))?;
@@ -96,17 +124,10 @@ impl KeycloakAdmin {
                 response.status()
             )));
         }
-        let body: TokenResponse = response
+        response
             .json()
             .await
-            .map_err(|e| AdminError::Failed(format!("unreadable token response: {e}")))?;
-        // Renew a little early so a token never expires in flight.
-        let lifetime = body.expires_in.unwrap_or(60).saturating_sub(15).max(1);
-        let valid_until = Instant::now() + Duration::from_secs(lifetime);
-        if let Ok(mut guard) = self.token.lock() {
-            *guard = Some((Secret::new(body.access_token.clone()), valid_until));
-        }
-        Ok(body.access_token)
+            .map_err(|e| AdminError::Failed(format!("unreadable token response: {e}")))
     }
 
     async fn send(
@@ -119,6 +140,48 @@ impl KeycloakAdmin {
             .send_observed()
             .await
             .map_err(|e| Unavailable(error_chain(&e)))?)
+    }
+
+    /// A token of keygate's service account (the client-credentials grant), for checks that
+    /// look at what Keycloak puts into it.
+    pub(crate) async fn service_token(&self) -> Result<String, AdminError> {
+        self.token().await
+    }
+
+    /// `GET {admin}/{path}` as JSON. A refusal (403: the service account lacks a role) is
+    /// [`Read::Forbidden`], not an error.
+    pub(crate) async fn read(&self, path: &str) -> Result<Read, AdminError> {
+        let response = self
+            .send(|http, base| http.get(format!("{base}{path}")))
+            .await?;
+        match response.status().as_u16() {
+            200 => read_json(response)
+                .await
+                .map(Read::Found)
+                .map_err(AdminError::Failed),
+            403 => Ok(Read::Forbidden),
+            404 => Ok(Read::Missing),
+            other => Err(AdminError::Failed(format!("GET {path} answered {other}"))),
+        }
+    }
+
+    /// Whether the userinfo endpoint answers for `token` (its status).
+    pub(crate) async fn userinfo_status(&self, token: &str) -> Result<u16, AdminError> {
+        let provider = self.discovery.provider().await?;
+        let Some(endpoint) = provider.metadata.userinfo_endpoint() else {
+            return Err(AdminError::Failed(
+                "discovery names no userinfo endpoint".into(),
+            ));
+        };
+        let response = self
+            .discovery
+            .http()
+            .get(endpoint.url().clone())
+            .bearer_auth(token)
+            .send_observed()
+            .await
+            .map_err(|e| Unavailable(error_chain(&e)))?;
+        Ok(response.status().as_u16())
     }
 
     /// Creates an enabled user with a password; returns Keycloak's id of the new user.

@@ -18,7 +18,7 @@ pub(crate) mod unverified;
 mod userinfo;
 
 pub(crate) use access_token::{AccessClaims, AccessTokens};
-pub(crate) use admin::{AdminError, KeycloakAdmin, NewKeycloakUser};
+pub(crate) use admin::{AdminError, KeycloakAdmin, NewKeycloakUser, Read};
 pub(crate) use discovery::Discovery;
 pub(crate) use grants::{AuthRequest, GrantError, GrantResult, Grants, TokenSet};
 pub(crate) use http::client as http_client;

@@ -242,6 +242,13 @@ impl RealmAdmin {
     /// client has (registration, sign-out everywhere, asking for a user's sessions).
     pub async fn short_lived_admin_client(&self, lifespan: u32) -> TestClient {
         let client = self.short_lived_client_with(lifespan, true).await;
+        self.grant_service_roles(&client, &["view-users", "manage-users", "query-users"])
+            .await;
+        client
+    }
+
+    /// Gives `client`'s service account these roles of realm-management.
+    pub async fn grant_service_roles(&self, client: &TestClient, names: &[&str]) {
         let account = self
             .get_json(&format!("/clients/{}/service-account-user", client.uuid))
             .await;
@@ -251,7 +258,7 @@ impl RealmAdmin {
             .expect("realm-management")
             .to_string();
         let mut roles = vec![];
-        for name in ["view-users", "manage-users", "query-users"] {
+        for name in names {
             roles.push(self.get_json(&format!("/clients/{rm}/roles/{name}")).await);
         }
         let sa = account["id"].as_str().expect("service account user");
@@ -269,7 +276,23 @@ impl RealmAdmin {
             "service account roles: {}",
             r.status()
         );
-        client
+    }
+
+    /// Changes fields of `client`'s representation.
+    pub async fn update_client(&self, client: &TestClient, patch: Value) {
+        let mut rep = self.get_json(&format!("/clients/{}", client.uuid)).await;
+        if let (Some(rep), Some(patch)) = (rep.as_object_mut(), patch.as_object()) {
+            for (k, v) in patch {
+                rep.insert(k.clone(), v.clone());
+            }
+        }
+        let r = self
+            .request(reqwest::Method::PUT, &format!("/clients/{}", client.uuid))
+            .json(&rep)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "update client: {}", r.status());
     }
 
     async fn short_lived_client_with(&self, lifespan: u32, service_account: bool) -> TestClient {
