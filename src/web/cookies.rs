@@ -125,6 +125,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_domain_scoped_session_cookie_trades_host_for_secure_on_https() {
+        assert_eq!(Cookies::for_https(true).session, "__Host-keygate_session");
+        assert_eq!(
+            Cookies::for_domain(true).session,
+            "__Secure-keygate_session"
+        );
+        assert_eq!(
+            Cookies::for_domain(true).token,
+            "__Host-TOKEN",
+            "TOKEN stays host-only"
+        );
+        assert_eq!(Cookies::for_domain(false).session, "keygate_session");
+    }
+
+    #[test]
     fn on_https_both_cookies_are_host_prefixed_and_secure() {
         let names = Cookies::for_https(true);
         assert_eq!(

@@ -233,3 +233,35 @@ async fn nginx_auth_request_in_front_of_an_application() {
         .unwrap();
     assert_eq!(forged.status(), 302);
 }
+
+#[actix_web::test]
+async fn the_cookie_domain_setting_scopes_the_session_cookie_and_is_off_by_default() {
+    let set_cookie = |r: &reqwest::Response| {
+        r.headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find(|c| c.starts_with("keygate_session="))
+            .map(String::from)
+            .expect("a session cookie")
+    };
+    let plain = spawn_app().await;
+    let start = plain.get("/login/keycloak?next=/").await;
+    assert!(
+        !set_cookie(&start).to_lowercase().contains("domain="),
+        "host-only by default"
+    );
+
+    let scoped = spawn_app_with(AppOptions {
+        extra: vec![("KEYGATE_COOKIE_DOMAIN", "apps.example.test".into())],
+        ..Default::default()
+    })
+    .await;
+    let start = scoped.get("/login/keycloak?next=/").await;
+    let cookie = set_cookie(&start);
+    assert!(cookie.contains("Domain=apps.example.test"), "{cookie}");
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
+        "{cookie}"
+    );
+}
