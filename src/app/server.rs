@@ -9,7 +9,7 @@ use actix_session::config::{BrowserSession, CookieContentSecurity};
 use actix_session::SessionMiddleware;
 use actix_web::cookie::{Key, SameSite};
 use actix_web::dev::Service;
-use actix_web::middleware::{from_fn, ErrorHandlers, Logger};
+use actix_web::middleware::{from_fn, ErrorHandlers};
 use actix_web::{web, App, HttpServer};
 use anyhow::Context;
 use url::Url;
@@ -122,12 +122,8 @@ impl Server {
                 .wrap(ErrorHandlers::new().default_handler(render_bare_errors))
                 .wrap(from_fn(security_headers))
                 .wrap(from_fn(count_requests))
+                // Outermost: the request id is known to everything inside, the access log included.
                 .wrap(from_fn(with_request_id))
-                // %U is the path without the query: callback codes and states stay out of logs.
-                .wrap(
-                    Logger::new(r#"%a "%{method}xi %U" %s %b %Dms request_id=%{x-request-id}o"#)
-                        .custom_request_replace("method", |req| req.method().to_string()),
-                )
                 .app_data(server_state.clone())
                 .app_data(headers.clone())
                 .configure(|cfg| {

@@ -109,7 +109,9 @@ pub(crate) async fn with_request_id(
 }
 
 /// Counts and times every request by its route pattern (`/admin/users/{id}`; `proxy` for what
-/// went to the upstream, `unmatched` for the 404s), never by its raw path.
+/// went to the upstream, `unmatched` for the 404s), never by its raw path; and writes the access
+/// log line, inside the request's id. The path is logged without its query (callback codes and
+/// states stay out of logs).
 pub(crate) async fn count_requests(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
@@ -125,6 +127,9 @@ pub(crate) async fn count_requests(
         "OPTIONS" => "OPTIONS",
         _ => "other",
     };
+    let client = super::client_ip(req.request())
+        .map(|ip| ip.to_string())
+        .unwrap_or_default();
     let res = next.call(req).await?;
     let proxied = res
         .response()
@@ -136,7 +141,18 @@ pub(crate) async fn count_requests(
         None if proxied => "proxy".into(),
         None => "unmatched".into(),
     };
-    crate::util::metrics::http_request(&route, method, res.status().as_u16(), started.elapsed());
+    let took = started.elapsed();
+    let status = res.status().as_u16();
+    crate::util::metrics::http_request(&route, method, status, took);
+    if log::log_enabled!(target: "keygate::access", log::Level::Info) {
+        let path = crate::util::for_log(res.request().path(), 300);
+        let ms = took.as_secs_f64() * 1000.0;
+        log::info!(
+            target: "keygate::access",
+            client = client.as_str(), method = method, path = path.as_str(), status = status, ms = ms;
+            "{client} \"{method} {path}\" {status} {ms:.3}ms"
+        );
+    }
     Ok(res)
 }
 

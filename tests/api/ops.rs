@@ -188,14 +188,14 @@ async fn json_logs_carry_the_request_id_which_the_answer_and_error_page_show() {
     assert!(
         of_request
             .iter()
-            .any(|l| l["request_id"] == "test-req-42"
-                && l["target"] != "actix_web::middleware::logger"),
+            .any(|l| l["request_id"] == "test-req-42" && l["target"] != "keygate::access"),
         "a line logged while serving the request carries its id: {log}"
     );
     assert!(
-        of_request
-            .iter()
-            .any(|l| l["target"] == "actix_web::middleware::logger"),
+        of_request.iter().any(|l| l["target"] == "keygate::access"
+            && l["request_id"] == "test-req-42"
+            && l["fields"]["status"] == "401"
+            && l["fields"]["path"] == "/api/me"),
         "the access log names the request id: {log}"
     );
 }
