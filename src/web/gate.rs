@@ -127,9 +127,14 @@ pub(crate) async fn count_requests(
         "OPTIONS" => "OPTIONS",
         _ => "other",
     };
-    let client = super::client_ip(req.request())
-        .map(|ip| ip.to_string())
-        .unwrap_or_default();
+    // The client's address only when the line will be written: it is not free (forwarded
+    // headers, the audit context) and this runs on every request.
+    let logging = log::log_enabled!(target: "keygate::access", log::Level::Info);
+    let client = match logging {
+        true => super::client_ip(req.request()).map(|ip| ip.to_string()),
+        false => None,
+    }
+    .unwrap_or_default();
     let res = next.call(req).await?;
     let proxied = res
         .response()
@@ -144,7 +149,7 @@ pub(crate) async fn count_requests(
     let took = started.elapsed();
     let status = res.status().as_u16();
     crate::util::metrics::http_request(&route, method, status, took);
-    if log::log_enabled!(target: "keygate::access", log::Level::Info) {
+    if logging {
         let path = crate::util::for_log(res.request().path(), 300);
         let ms = took.as_secs_f64() * 1000.0;
         log::info!(

@@ -16,10 +16,8 @@ access = "role:keygate-admin"
 "#;
 
 async fn auth_app(extra: Vec<(&'static str, String)>) -> (TestApp, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let rules = dir.path().join("rules.toml");
-    std::fs::write(&rules, RULES).unwrap();
-    let mut vars = vec![("KEYGATE_RULES", rules.to_string_lossy().into_owned())];
+    let (dir, rules) = rules_file(RULES);
+    let mut vars = vec![rules];
     vars.extend(extra);
     let app = spawn_app_with(AppOptions {
         extra: vars,

@@ -281,17 +281,13 @@ async fn migrate_applies_keygates_migrations_then_the_applications() {
 
 #[actix_web::test]
 async fn route_rules_gate_an_embedded_applications_mounts() {
-    let dir = tempfile::tempdir().unwrap();
-    let rules = dir.path().join("rules.toml");
-    std::fs::write(
-        &rules,
+    let (_dir, rules) = rules_file(
         "[[rules]]\nprefix = \"/probe/maybe\"\naccess = \"role:keygate-admin\"\n\
          [[rules]]\nprefix = \"/probe/\"\naccess = \"public\"\n",
-    )
-    .unwrap();
+    );
     let app = spawn_app_with(AppOptions {
         assemble: probes,
-        extra: vec![("KEYGATE_RULES", rules.to_string_lossy().into_owned())],
+        extra: vec![rules],
         ..Default::default()
     })
     .await;

@@ -34,13 +34,8 @@ async fn proxy_app(
     upstream: &str,
     extra: Vec<(&'static str, String)>,
 ) -> (TestApp, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let rules = dir.path().join("rules.toml");
-    std::fs::write(&rules, RULES).unwrap();
-    let mut vars = vec![
-        ("KEYGATE_UPSTREAM", upstream.to_string()),
-        ("KEYGATE_RULES", rules.to_string_lossy().into_owned()),
-    ];
+    let (dir, rules) = rules_file(RULES);
+    let mut vars = vec![("KEYGATE_UPSTREAM", upstream.to_string()), rules];
     vars.extend(extra);
     let app = spawn_app_with(AppOptions {
         extra: vars,

@@ -88,6 +88,14 @@ pub async fn spawn_app_with(opts: AppOptions) -> TestApp {
     }
 }
 
+/// A rules file (`KEYGATE_RULES`) with `text`, in a directory the caller keeps alive.
+pub fn rules_file(text: &str) -> (tempfile::TempDir, (&'static str, String)) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("rules.toml");
+    std::fs::write(&path, text).expect("rules file");
+    (dir, ("KEYGATE_RULES", path.to_string_lossy().into_owned()))
+}
+
 /// The settings of a test app (port 0, a fresh database, the demo realm), and the temporary
 /// directory its SQLite file lives in.
 pub fn test_settings(opts: &AppOptions) -> (Settings, tempfile::TempDir) {

@@ -132,18 +132,8 @@ impl RealmAdmin {
     /// Gives user `id` the realm role `role`, or takes it away.
     pub async fn set_realm_role(&self, id: &str, role: &str, granted: bool) {
         let rep = self.get_json(&format!("/roles/{role}")).await;
-        let method = if granted {
-            reqwest::Method::POST
-        } else {
-            reqwest::Method::DELETE
-        };
-        let r = self
-            .request(method, &format!("/users/{id}/role-mappings/realm"))
-            .json(&serde_json::json!([rep]))
-            .send()
-            .await
-            .expect("role mapping");
-        assert!(r.status().is_success(), "role mapping: {}", r.status());
+        self.map_role(&format!("/users/{id}/role-mappings/realm"), rep, granted)
+            .await;
     }
 
     /// Gives user `id` the role `role` of the client `client_id`, or takes it away.
@@ -155,20 +145,26 @@ impl RealmAdmin {
         let rep = self
             .get_json(&format!("/clients/{uuid}/roles/{role}"))
             .await;
+        let mapping = format!("/users/{id}/role-mappings/clients/{uuid}");
+        self.map_role(&mapping, rep, granted).await;
+    }
+
+    /// Adds (`granted`) or removes the role `rep` at a user's role-mapping endpoint.
+    async fn map_role(&self, mapping: &str, rep: Value, granted: bool) {
         let method = if granted {
             reqwest::Method::POST
         } else {
             reqwest::Method::DELETE
         };
         let r = self
-            .request(method, &format!("/users/{id}/role-mappings/clients/{uuid}"))
+            .request(method, mapping)
             .json(&serde_json::json!([rep]))
             .send()
             .await
-            .expect("client role mapping");
+            .expect("role mapping");
         assert!(
             r.status().is_success(),
-            "client role mapping: {}",
+            "role mapping {mapping}: {}",
             r.status()
         );
     }
