@@ -43,11 +43,9 @@ impl NextUrl {
             return Self::home();
         };
         if url.origin() == own.origin() && url.username().is_empty() && url.password().is_none() {
-            let path = match url.query() {
-                Some(q) => format!("{}?{q}", url.path()),
-                None => url.path().to_string(),
-            };
-            return Self::parse(Some(&path));
+            return Self::parse(Some(
+                &url[url::Position::BeforePath..url::Position::AfterQuery],
+            ));
         }
         let host = url.host_str().unwrap_or_default().to_ascii_lowercase();
         let allowed = matches!(url.scheme(), "http" | "https")

@@ -101,11 +101,7 @@ impl AuthError {
                 .and_then(|v| v.to_str().ok());
             NextUrl::from_referer(&state.public_url, referer)
         } else {
-            let path = match req.query_string() {
-                "" => req.path().to_string(),
-                q => format!("{}?{q}", req.path()),
-            };
-            NextUrl::parse(Some(&path))
+            NextUrl::parse(req.uri().path_and_query().map(|p| p.as_str()))
         };
         AuthError {
             failure,
@@ -126,7 +122,8 @@ impl AuthError {
         !matches!(self.failure, Failure::Unavailable(_) | Failure::Internal(_))
     }
 
-    fn as_api(&self) -> ApiError {
+    /// The answer as the JSON API gives it, whatever the path.
+    pub(super) fn as_api(&self) -> ApiError {
         match &self.failure {
             Failure::Missing => ApiError::AuthRedirect {
                 login_url: self.login_url.clone(),

@@ -135,16 +135,13 @@ impl FromRequest for Page {
             let session = TypedSession::from_request(&req, &mut Payload::None)
                 .await
                 .map_err(|e| AuthError::internal(&req, &state, anyhow::anyhow!("session: {e}")))?;
-            let here = match req.query_string() {
-                "" => req.path().to_string(),
-                q => format!("{}?{q}", req.path()),
-            };
+            let here = req.uri().path_and_query().map(|p| p.as_str());
             Ok(Page {
                 is_admin: auth.as_ref().is_some_and(|a| state.is_admin(a)),
                 user: auth.map(|a| a.user),
                 session,
                 links: state.nav_links.clone(),
-                login_href: login_path(&NextUrl::parse(Some(&here))),
+                login_href: login_path(&NextUrl::parse(here)),
             })
         })
     }

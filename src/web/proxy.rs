@@ -8,15 +8,13 @@ use std::time::Duration;
 
 use actix_web::body::SizedStream;
 use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use awc::error::SendRequestError;
 use futures_util::{SinkExt, StreamExt};
-use serde_json::json;
 
 use super::auth::Authenticated;
 use super::gate::{access_for, admit, identity_headers, strip_identity};
-use super::response::{error_page_with_retry, is_api, NO_STORE};
+use super::response::{error_page_with_retry, is_api, ApiError};
 use super::user::access_token_of;
 use super::AppState;
 
@@ -80,7 +78,7 @@ pub(crate) async fn forward(
     };
     let headers = upstream_headers(&req, &state, auth.as_ref()).await;
     let Some(base) = &state.settings.upstream else {
-        return failure(&req, StatusCode::BAD_GATEWAY, "no upstream configured");
+        return failure(&req, false);
     };
     let target = format!(
         "{}{}",
@@ -114,11 +112,7 @@ pub(crate) async fn forward(
                 req.method(),
                 target_for_log(&req)
             );
-            failure(
-                &req,
-                StatusCode::GATEWAY_TIMEOUT,
-                "the application did not answer in time",
-            )
+            failure(&req, true)
         }
         Err(e) => {
             log::warn!(
@@ -126,11 +120,7 @@ pub(crate) async fn forward(
                 req.method(),
                 target_for_log(&req)
             );
-            failure(
-                &req,
-                StatusCode::BAD_GATEWAY,
-                "the application cannot be reached",
-            )
+            failure(&req, false)
         }
     }
 }
@@ -241,31 +231,22 @@ where
 }
 
 /// 502 or 504 as a page, or JSON under the API prefixes.
-fn failure(req: &HttpRequest, status: StatusCode, message: &str) -> HttpResponse {
+fn failure(req: &HttpRequest, timeout: bool) -> HttpResponse {
+    let error = ApiError::Upstream { timeout };
     if is_api(req) {
-        let code = match status {
-            StatusCode::GATEWAY_TIMEOUT => "upstream_timeout",
-            _ => "upstream_unavailable",
-        };
-        return HttpResponse::build(status)
-            .insert_header(NO_STORE)
-            .json(json!({"error": {"code": code, "message": message, "details": null}}));
+        return error.error_response();
     }
+    let why = match timeout {
+        true => "The application did not answer in time",
+        false => "The application cannot be reached",
+    };
     error_page_with_retry(
-        status,
+        error.status_code(),
         "Application unavailable",
-        &format!("{}. Please try again in a moment.", capitalized(message)),
+        &format!("{why}. Please try again in a moment."),
         req.path(),
         "Try again",
     )
-}
-
-fn capitalized(s: &str) -> String {
-    let mut chars = s.chars();
-    match chars.next() {
-        Some(first) => first.to_uppercase().chain(chars).collect(),
-        None => String::new(),
-    }
 }
 
 fn is_websocket(req: &HttpRequest) -> bool {
@@ -307,11 +288,7 @@ async fn websocket(
                 "upstream refused the WebSocket of {}: {e}",
                 target_for_log(req)
             );
-            return failure(
-                req,
-                StatusCode::BAD_GATEWAY,
-                "the application refused the connection",
-            );
+            return failure(req, false);
         }
     };
     let (mut response, mut session, mut from_client) = match actix_ws::handle(req, payload) {

@@ -89,6 +89,17 @@ enum Rejection {
 }
 
 impl RoleRejection {
+    /// The answer as the JSON API gives it, whatever the path (forward-auth answers a proxy).
+    pub(crate) fn as_api(&self) -> ApiError {
+        match &self.0 {
+            Rejection::Auth(e) => e.as_api(),
+            Rejection::RolesUnavailable { why, .. } => ApiError::Unavailable(why.clone()),
+            Rejection::Missing { wanted, .. } => {
+                ApiError::Forbidden(format!("this requires the {wanted}"))
+            }
+        }
+    }
+
     /// The request is not authenticated.
     pub(crate) fn auth(e: AuthError) -> Self {
         RoleRejection(Rejection::Auth(e))
@@ -123,13 +134,9 @@ impl ResponseError for RoleRejection {
     fn error_response(&self) -> HttpResponse {
         match &self.0 {
             Rejection::Auth(e) => e.error_response(),
-            Rejection::RolesUnavailable { why, api: true } => {
-                ApiError::Unavailable(why.clone()).error_response()
-            }
+            Rejection::RolesUnavailable { api: true, .. }
+            | Rejection::Missing { api: true, .. } => self.as_api().error_response(),
             Rejection::RolesUnavailable { why, api: false } => unavailable_page(why),
-            Rejection::Missing { wanted, api: true } => {
-                ApiError::Forbidden(format!("this requires the {wanted}")).error_response()
-            }
             Rejection::Missing { wanted, api: false } => error_page_with_retry(
                 StatusCode::FORBIDDEN,
                 "Not allowed",

@@ -9,7 +9,7 @@ use super::handlers::{
     account, admin, api, backchannel, forward_auth, home, login, logout, ops, password, register,
     site, token,
 };
-use super::response::{error_page, is_api, not_found_page};
+use super::response::{error_page, is_api};
 
 /// The paths keygate's routes take: each one and everything below it (`/` only itself). An
 /// application's mount point must not overlap any of them; keep this in step with the table
@@ -60,13 +60,7 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig, proxy: bool) {
             }),
     )
     .app_data(web::PathConfig::default().error_handler(|err, req| {
-        let response = if is_api(req) {
-            HttpResponse::NotFound().json(json!({"error": {
-                "code": "not_found", "message": "There is nothing at this address.",
-                "details": null}}))
-        } else {
-            not_found_page()
-        };
+        let response = site::not_found_for(req);
         actix_web::error::InternalError::from_response(err, response).into()
     }))
     .route("/healthz", web::get().to(site::health))

@@ -5,14 +5,13 @@
 //! keygate's answer to the browser), 403 for a signed-in user the route rules refuse, 503 while
 //! Keycloak is needed and out of reach.
 
-use actix_web::http::{header, StatusCode};
+use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use serde::Deserialize;
-use serde_json::json;
 use url::Url;
 
 use crate::web::gate::{access_for, admit, identity_headers};
-use crate::web::response::{path_with_query, NO_STORE};
+use crate::web::response::{path_with_query, ApiError, NO_STORE};
 use crate::web::user::access_token_of;
 use crate::web::AppState;
 
@@ -52,10 +51,7 @@ fn original(req: &HttpRequest) -> Original {
         .unwrap_or("GET")
         .to_ascii_uppercase();
     if let Some(url) = get("x-original-url").and_then(|u| Url::parse(u).ok()) {
-        let uri = match url.query() {
-            Some(q) => format!("{}?{q}", url.path()),
-            None => url.path().to_string(),
-        };
+        let uri = url[url::Position::BeforePath..url::Position::AfterQuery].to_string();
         return Original {
             method,
             uri,
@@ -99,21 +95,14 @@ pub(crate) async fn check(
         }
         Err(rejection) => rejection,
     };
-    let status = rejection.status_code();
-    if status != StatusCode::UNAUTHORIZED {
+    let error = rejection.as_api();
+    if !matches!(error, ApiError::AuthRedirect { .. }) {
         log::info!(
             "forward-auth refused {} {}: {rejection}",
             original.method,
             crate::util::for_log(original.path(), 200)
         );
-        let code = match status {
-            StatusCode::FORBIDDEN => "forbidden",
-            StatusCode::SERVICE_UNAVAILABLE => "idp_unavailable",
-            _ => "internal_error",
-        };
-        return HttpResponse::build(status).insert_header(NO_STORE).json(
-            json!({"error": {"code": code, "message": rejection.to_string(), "details": null}}),
-        );
+        return error.error_response();
     }
     let back = original
         .url
@@ -136,17 +125,16 @@ pub(crate) async fn check(
     }
     // The login URL also as a header: nginx can read it into a variable (`auth_request_set`)
     // and redirect to it, with the original URL already encoded.
-    let header_value = actix_web::http::header::HeaderValue::from_str(&login).ok();
-    let mut unauthorized = HttpResponse::Unauthorized();
-    if let Some(value) = header_value {
-        unauthorized.insert_header(("x-keygate-login", value));
+    let header = HeaderValue::from_str(&login).ok();
+    let mut unauthorized = ApiError::AuthRedirect {
+        login_url: login,
+        reason: "forward-auth without credentials".into(),
+    }
+    .error_response();
+    if let Some(value) = header {
+        unauthorized
+            .headers_mut()
+            .insert(HeaderName::from_static("x-keygate-login"), value);
     }
     unauthorized
-        .insert_header(NO_STORE)
-        .insert_header(("WWW-Authenticate", r#"Bearer realm="keygate""#))
-        .json(json!({"error": {
-            "code": "auth_redirect",
-            "message": "Please authorize using provided URL",
-            "details": login,
-        }}))
 }

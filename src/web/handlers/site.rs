@@ -29,7 +29,13 @@ pub(crate) async fn health() -> HttpResponse {
 }
 
 pub(crate) async fn not_found(req: HttpRequest) -> HttpResponse {
-    if is_api(&req) {
+    not_found_for(&req)
+}
+
+/// The 404 for `req`: JSON on API paths, the page otherwise (unknown routes, and path parameters
+/// that are not what the route expects).
+pub(crate) fn not_found_for(req: &HttpRequest) -> HttpResponse {
+    if is_api(req) {
         return HttpResponse::NotFound().json(json!({"error": {
             "code": "not_found", "message": "No such endpoint", "details": null}}));
     }

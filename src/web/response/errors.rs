@@ -108,6 +108,9 @@ pub(crate) enum ApiError {
     BadRequest { code: &'static str, message: String },
     #[error(transparent)]
     Unavailable(#[from] Unavailable),
+    /// The proxied application is down (502) or did not answer in time (504).
+    #[error("upstream failed")]
+    Upstream { timeout: bool },
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
 }
@@ -119,6 +122,8 @@ impl ResponseError for ApiError {
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Upstream { timeout: true } => StatusCode::GATEWAY_TIMEOUT,
+            ApiError::Upstream { timeout: false } => StatusCode::BAD_GATEWAY,
             ApiError::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -146,6 +151,12 @@ impl ResponseError for ApiError {
                     "message": "The identity provider is unreachable; try again shortly.",
                     "details": null}})
             }
+            ApiError::Upstream { timeout: true } => json!({"error": {
+                "code": "upstream_timeout",
+                "message": "the application did not answer in time", "details": null}}),
+            ApiError::Upstream { timeout: false } => json!({"error": {
+                "code": "upstream_unavailable",
+                "message": "the application cannot be reached", "details": null}}),
             ApiError::Unexpected(e) => {
                 log::error!("unexpected API error: {e:#}");
                 json!({"error": {"code": "internal_error",
